@@ -1,0 +1,78 @@
+# Two commands do everything:  make book  (build the HTML)  and  make test  (run every check).
+# Both create .venv, install the pinned dependencies and companion (editable) on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+VENDOR := book/_vendor
+PYTEST := $(BIN)/python -m pytest
+JOBS   ?= 2
+
+# Local copies of the data sets: ../shared/data when it exists (override with COMPANION_DATA=...).
+ifneq ($(wildcard ../shared/data),)
+export COMPANION_DATA ?= $(abspath ../shared/data)
+endif
+# Keep Jupyter, IPython and matplotlib from writing into ~ .
+export JUPYTER_RUNTIME_DIR ?= $(abspath .cache/jupyter-runtime)
+export IPYTHONDIR ?= $(abspath .cache/ipython)
+export MPLCONFIGDIR ?= $(abspath .cache/matplotlib)
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: setup vendor book test lint unit notebooks browser lab serve execute clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+# MathJax 3 and mermaid 11 from npm (pinned in package-lock.json), so the book renders offline.
+vendor: $(VENDOR)/.vendored
+
+$(VENDOR)/.vendored: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/mathjax/output/chtml/fonts $(VENDOR)/mathjax/input/tex $(VENDOR)/mermaid/chunks
+	cp node_modules/mathjax/tex-mml-chtml.js $(VENDOR)/mathjax/
+	cp -r node_modules/mathjax/output/chtml/fonts/woff-v2 $(VENDOR)/mathjax/output/chtml/fonts/
+	cp -r node_modules/mathjax/input/tex/extensions $(VENDOR)/mathjax/input/tex/
+	cp node_modules/mermaid/dist/mermaid.esm.min.mjs $(VENDOR)/mermaid/
+	cp -r node_modules/mermaid/dist/chunks/mermaid.esm.min $(VENDOR)/mermaid/chunks/
+	touch $@
+
+book: setup vendor
+	rm -rf _build/html
+	$(BIN)/jupyter-book build . --all -W -n --keep-going
+	@echo "Book built: _build/html/index.html. View it with: make serve  (then open http://127.0.0.1:8000)"
+
+lint: setup
+	$(BIN)/ruff check companion tests benchmarks
+	$(BIN)/ruff format --check companion tests benchmarks
+
+unit: setup
+	$(PYTEST) tests -m "not browser" -n $(JOBS)
+
+notebooks: setup
+	COMPANION_SMOKE=1 $(PYTEST) --nbval-lax notebooks -n $(JOBS) --dist loadfile -p no:randomly
+
+browser: book
+	$(PYTEST) tests -m browser
+
+test: lint unit notebooks browser
+
+lab: setup
+	$(BIN)/jupyter lab notebooks --ip=127.0.0.1
+
+serve:
+	@test -d _build/html || { echo "No _build/html yet: run make book first"; exit 1; }
+	$(BIN)/python -m http.server 8000 --bind 127.0.0.1 --directory _build/html
+
+# Re-execute every notebook in full mode and store outputs + run metadata (device, time, duration).
+execute: setup
+	$(BIN)/python -m companion.notebooks execute notebooks/*.ipynb
+
+clean:
+	rm -rf _build $(VENDOR) .cache

@@ -1,0 +1,7 @@
+"""Companion library of *Large language models and supervised fine-tuning, from first principles to practice*.
+
+Each module is named after the concept it implements (``glove``, ``lstm``, ``losses``, ...);
+the notebooks under ``notebooks/`` explain and call them.
+"""
+
+__version__ = "0.1.0"

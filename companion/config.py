@@ -1,0 +1,102 @@
+"""Settings read from the environment: smoke mode, data directories, device and seeding.
+
+Two environment variables steer the whole book:
+
+* ``COMPANION_SMOKE=1`` runs every notebook on tiny data in seconds (tests use it);
+  unset or ``0`` is the full run that the rendered book shows.
+* ``COMPANION_DATA`` names a folder holding local copies of the data sets
+  (the Makefile and CI point it at ``../shared/data`` when that exists).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+SMOKE_ENV = "COMPANION_SMOKE"
+DATA_ENV = "COMPANION_DATA"
+CACHE_ENV = "COMPANION_CACHE"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+T = TypeVar("T")
+
+
+def is_smoke() -> bool:
+    """True when ``COMPANION_SMOKE`` asks for the tiny, seconds-long run."""
+    value = os.environ.get(SMOKE_ENV, "0").strip().lower()
+    if value in {"", "0", "false", "no", "off"}:
+        return False
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    raise ValueError(f"{SMOKE_ENV}={value!r}: use 1 (smoke run) or 0 (full run)")
+
+
+def choose(full: T, smoke: T) -> T:
+    """Pick the full-run value, or the smoke-run value when smoke mode is on."""
+    return smoke if is_smoke() else full
+
+
+def data_dirs() -> list[Path]:
+    """Folders searched for local data, in order: $COMPANION_DATA, ./data, ../shared/data."""
+    dirs = []
+    if os.environ.get(DATA_ENV):
+        dirs.append(Path(os.environ[DATA_ENV]).expanduser())
+    dirs += [REPO_ROOT / "data", REPO_ROOT.parent / "shared" / "data"]
+    unique: list[Path] = []
+    for d in dirs:
+        if d.resolve() not in [u.resolve() for u in unique]:
+            unique.append(d)
+    return unique
+
+
+def cache_dir() -> Path:
+    """A writable folder for downloads, trained vectors and checkpoints."""
+    default = Path.home() / ".cache" / "companion"
+    path = Path(os.environ.get(CACHE_ENV, default)).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """The best available device: CUDA, then Apple MPS, then CPU (or ``prefer`` if given)."""
+    if prefer is not None:
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_name(device: torch.device | None = None) -> str:
+    """A human-readable name of the device: GPU model, or CPU model and core count."""
+    device = device or get_device()
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return f"Apple MPS ({platform.machine()})"
+    return f"{cpu_model()} ({os.cpu_count()} cores)"
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the operating system reports it."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch so that a CPU run repeats bit for bit."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)

@@ -1,0 +1,114 @@
+"""Execute the book's notebooks in full mode and record when, where and how long they ran.
+
+``python -m companion.notebooks execute notebooks/*.ipynb`` (what ``make execute`` calls)
+runs each notebook top to bottom in a fresh kernel, stores its outputs, writes a
+``companion_run`` entry into the notebook metadata and rewrites the notebook's
+run-information cell (the markdown cell tagged ``run-info``) from that entry, so the
+rendered page says on which device and how long its numbers took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from companion import __version__
+from companion.config import SMOKE_ENV, device_name, get_device, is_smoke
+from companion.io import atomic_write_text
+
+RUN_KEY = "companion_run"
+RUN_INFO_TAG = "run-info"
+
+
+def source_digest(nb: nbformat.NotebookNode) -> str:
+    """sha256 over the notebook's code-cell sources: changes when the code changes."""
+    digest = hashlib.sha256()
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            digest.update(cell.source.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as a short human string: '42 s', '3 min 05 s', '1 h 02 min'."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {sec:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def run_info_markdown(run: dict) -> str:
+    """The line shown at the top of a rendered notebook page."""
+    return (
+        f"```{{note}}\nOutputs on this page come from a **{run['mode']}** run on "
+        f"**{run['device']}**, finished {run['executed_at']} in "
+        f"{format_duration(run['duration_s'])} (companion {run['companion_version']}, "
+        f"Python {run['python']}).\n```"
+    )
+
+
+def run_info_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook's single markdown cell tagged ``run-info``."""
+    cells = [c for c in nb.cells if RUN_INFO_TAG in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"expected exactly one cell tagged {RUN_INFO_TAG!r}, found {len(cells)}")
+    return cells[0]
+
+
+def execute_notebook(path: Path, timeout: int | None = None) -> dict:
+    """Run one notebook in full mode, store outputs and run metadata, and return the metadata."""
+    if is_smoke():
+        raise RuntimeError(f"{SMOKE_ENV} is set: stored outputs must come from a full run")
+    nb = nbformat.read(path, as_version=4)
+    cell = run_info_cell(nb)
+    start = time.perf_counter()
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+    client.execute()
+    run = {
+        "mode": "full",
+        "device": device_name(get_device()),
+        "executed_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "duration_s": round(time.perf_counter() - start, 1),
+        "companion_version": __version__,
+        "python": sys.version.split()[0],
+        "source_sha256": source_digest(nb),
+    }
+    nb.metadata[RUN_KEY] = run
+    cell.source = run_info_markdown(run)
+    atomic_write_text(path, nbformat.writes(nb) + "\n")
+    return run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``execute NOTEBOOK...``."""
+    parser = argparse.ArgumentParser(prog="python -m companion.notebooks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("execute", help="execute notebooks in full mode, storing outputs")
+    run.add_argument("notebooks", nargs="+", type=Path)
+    run.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault(SMOKE_ENV, "0")
+    for i, path in enumerate(sorted(args.notebooks), 1):
+        print(f"[{i}/{len(args.notebooks)}] {path} ...", flush=True)
+        info = execute_notebook(path, args.timeout)
+        print(f"    done in {format_duration(info['duration_s'])} on {info['device']}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
