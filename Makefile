@@ -36,9 +36,9 @@ vendor: $(VENDOR)/.vendored
 $(VENDOR)/.vendored: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/mathjax/output/chtml/fonts $(VENDOR)/mathjax/input/tex $(VENDOR)/mermaid/chunks
-	cp node_modules/mathjax/tex-mml-chtml.js $(VENDOR)/mathjax/
-	cp -r node_modules/mathjax/output/chtml/fonts/woff-v2 $(VENDOR)/mathjax/output/chtml/fonts/
-	cp -r node_modules/mathjax/input/tex/extensions $(VENDOR)/mathjax/input/tex/
+	cp node_modules/mathjax/es5/tex-mml-chtml.js $(VENDOR)/mathjax/
+	cp -r node_modules/mathjax/es5/output/chtml/fonts/woff-v2 $(VENDOR)/mathjax/output/chtml/fonts/
+	cp -r node_modules/mathjax/es5/input/tex/extensions $(VENDOR)/mathjax/input/tex/
 	cp node_modules/mermaid/dist/mermaid.esm.min.mjs $(VENDOR)/mermaid/
 	cp -r node_modules/mermaid/dist/chunks/mermaid.esm.min $(VENDOR)/mermaid/chunks/
 	touch $@

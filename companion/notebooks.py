@@ -76,7 +76,10 @@ def execute_notebook(path: Path, timeout: int | None = None) -> dict:
     cell = run_info_cell(nb)
     start = time.perf_counter()
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()
     run = {

@@ -1,0 +1,133 @@
+"""The rendered book in a real browser: math typeset, diagrams drawn, nothing fetched from outside.
+
+Needs ``_build/html`` (``make book``) and Debian's Chromium; ``make test`` builds the book first.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from companion.config import REPO_ROOT
+
+pytestmark = pytest.mark.browser
+
+HTML = REPO_ROOT / "_build" / "html"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def book_pages() -> list[Path]:
+    """Every content page of the built book (not Sphinx's search or index pages)."""
+    if not HTML.is_dir():
+        raise FileNotFoundError(f"{HTML} does not exist: run `make book` first")
+    skip = {"genindex.html", "search.html", "index.html"}
+    return sorted(
+        p
+        for p in HTML.rglob("*.html")
+        if p.name not in skip and not p.relative_to(HTML).parts[0].startswith("_")
+    )
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    """Serves the book and keeps the test output clean."""
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        """Drop the per-request log line."""
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """The built book served on 127.0.0.1 at a free port."""
+    handler = functools.partial(QuietHandler, directory=str(HTML))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def visit(browser, url: str) -> tuple[object, list[str]]:
+    """Open ``url``; return the page and the list of failed or external requests."""
+    problems: list[str] = []
+    page = browser.new_page()
+
+    def on_request(request) -> None:
+        host = urlparse(request.url).hostname
+        if request.url.startswith("http") and host != "127.0.0.1":
+            problems.append(f"external request: {request.url}")
+
+    def on_response(response) -> None:
+        if response.status >= 400:
+            problems.append(f"HTTP {response.status}: {response.url}")
+
+    page.on("request", on_request)
+    page.on("response", on_response)
+    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url} ({r.failure})"))
+    page.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), lambda route: route.abort())
+    page.goto(url, wait_until="networkidle")
+    return page, problems
+
+
+def test_book_has_every_chapter() -> None:
+    """Every notebook and prose page listed in _toc.yml was rendered."""
+    names = {p.relative_to(HTML).as_posix() for p in book_pages()}
+    notebooks = {f"notebooks/{p.stem}.html" for p in (REPO_ROOT / "notebooks").glob("*.ipynb")}
+    assert notebooks <= names, f"missing pages: {sorted(notebooks - names)}"
+    assert {"book/intro.html", "book/glossary.html"} <= names
+
+
+def pages_to_check() -> list[Path]:
+    """The pages to parametrize over; a missing build becomes one failing case, not an error."""
+    return book_pages() if HTML.is_dir() else [HTML]
+
+
+@pytest.mark.parametrize("path", pages_to_check(), ids=lambda p: p.relative_to(HTML).as_posix())
+def test_page_renders_offline(browser, server: str, path: Path) -> None:
+    """No failed or external request; math typeset; diagrams drawn; notebook figures shown."""
+    if path == HTML:
+        pytest.fail(f"{HTML} does not exist: run `make book` first")
+    source = path.read_text(encoding="utf-8")
+    page, problems = visit(browser, f"{server}/{path.relative_to(HTML).as_posix()}")
+    try:
+        if 'class="math' in source:
+            page.wait_for_selector("mjx-container", timeout=15_000)
+        if 'class="mermaid' in source:
+            page.wait_for_selector(".mermaid svg[aria-roledescription]", timeout=15_000)
+        if path.parent.name == "notebooks":
+            assert "Outputs on this page come from a" in page.inner_text(".admonition.note")
+            if "image/png" in (REPO_ROOT / "notebooks" / f"{path.stem}.ipynb").read_text():
+                shown = page.eval_on_selector_all(
+                    ".cell_output img", "imgs => imgs.filter(i => i.naturalWidth > 0).length"
+                )
+                assert shown > 0, "the notebook's stored figures are not shown"
+        assert problems == []
+    finally:
+        page.close()

@@ -1,0 +1,101 @@
+"""The notebook executor, and the committed notebooks: executed in full mode, not stale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from companion import notebooks
+from companion.config import REPO_ROOT, SMOKE_ENV
+
+CHAPTERS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+SKELETON = ["## Goals", "## Derivation", "## Implementation", "## Exercises", "## Summary"]
+
+
+def tiny_notebook(path: Path, code: str = "print(6 * 7)") -> Path:
+    """A two-cell notebook with a run-info cell, written to ``path``."""
+    info = nbformat.v4.new_markdown_cell("placeholder", metadata={"tags": ["run-info"]})
+    nb = nbformat.v4.new_notebook(cells=[info, nbformat.v4.new_code_cell(code)])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(4.4, "4 s"), (65, "1 min 05 s"), (3725, "1 h 02 min")]
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert notebooks.format_duration(seconds) == text
+
+
+def test_execute_records_run_metadata(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(SMOKE_ENV, raising=False)
+    path = tiny_notebook(tmp_path / "t.ipynb")
+    run = notebooks.execute_notebook(path)
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[1].outputs[0]["text"] == "42\n"
+    assert nb.metadata[notebooks.RUN_KEY] == run
+    assert run["mode"] == "full" and run["duration_s"] > 0
+    assert run["source_sha256"] == notebooks.source_digest(nb)
+    assert nb.cells[0].source == notebooks.run_info_markdown(run)
+
+
+def test_failing_notebook_leaves_the_file_untouched(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(SMOKE_ENV, raising=False)
+    path = tiny_notebook(tmp_path / "t.ipynb", code="raise RuntimeError('boom')")
+    before = path.read_text()
+    with pytest.raises(Exception, match="boom"):
+        notebooks.execute_notebook(path)
+    assert path.read_text() == before
+
+
+def test_execute_refuses_smoke_mode(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(SMOKE_ENV, "1")
+    with pytest.raises(RuntimeError, match="full run"):
+        notebooks.execute_notebook(tiny_notebook(tmp_path / "t.ipynb"))
+
+
+def test_run_info_cell_must_be_unique(tmp_path) -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
+    with pytest.raises(ValueError, match="exactly one cell tagged 'run-info', found 0"):
+        notebooks.run_info_cell(nb)
+
+
+def test_there_are_chapters() -> None:
+    assert CHAPTERS and CHAPTERS[0].name == "00_overview.ipynb"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_is_executed_in_full_mode_and_current(path: Path) -> None:
+    """Stored outputs come from a full run of exactly the code now in the notebook."""
+    nb = nbformat.read(path, as_version=4)
+    run = nb.metadata.get(notebooks.RUN_KEY)
+    assert run, f"{path.name} was never executed with `make execute`"
+    assert run["mode"] == "full"
+    assert run["source_sha256"] == notebooks.source_digest(nb), (
+        f"{path.name} changed since it was executed: run `make execute`"
+    )
+    assert nb.cells[1].source == notebooks.run_info_markdown(run)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.execution_count is not None, f"unexecuted cell: {cell.source[:60]}"
+            assert all(o.get("output_type") != "error" for o in cell.outputs)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_follows_the_skeleton(path: Path) -> None:
+    """Title, run-info line, then goals … summary, in order; chapter 0 has no derivation."""
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    assert "run-info" in nb.cells[1].metadata.get("tags", [])
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    wanted = [h for h in SKELETON if path.name != "00_overview.ipynb" or h != "## Derivation"]
+    positions = [text.find(f"\n{h}") for h in wanted]
+    assert all(p >= 0 for p in positions), f"missing sections: {wanted}"
+    assert positions == sorted(positions), "sections out of order"
