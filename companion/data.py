@@ -334,8 +334,7 @@ def strip_newsgroups(texts: pd.Series, remove: Sequence[str]) -> pd.Series:
         "footers": strip_newsgroup_footer,
         "quotes": strip_newsgroup_quoting,
     }
-    unknown = set(remove) - set(strippers)
-    if isinstance(remove, str) or unknown:
+    if isinstance(remove, str) or not set(remove) <= set(strippers):
         raise ValueError(
             f"remove must be a tuple drawn from ('headers', 'footers', 'quotes'), got {remove!r}"
         )
@@ -358,7 +357,7 @@ def load_newsgroups(
         if not download:
             raise
         df = fetch_newsgroups_online()
-    df["text"] = strip_newsgroups(df["text"], tuple(remove))
+    df["text"] = strip_newsgroups(df["text"], remove)
     empty = int((df["text"].str.strip() == "").sum())
     note = f"official by-date train/test split; remove={tuple(remove)}"
     if empty:
