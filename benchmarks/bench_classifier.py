@@ -1,0 +1,248 @@
+"""Classifier training throughput: the source article's batches vs bucketed, packed batches.
+
+* ``article``: the source article's approach. Every text is padded (or cut) to a fixed
+  ``--max-len`` (128) tokens, batches are drawn at random, and a plain LSTM runs over all
+  positions, padding included (:class:`companion.classifier.ArticleStyleClassifier`).
+* ``bucketed``: texts cut to the same ``--max-len``, batches of similar length
+  (:class:`companion.text.BucketBatchSampler`), each padded only to its own longest text, and
+  the LSTM runs over packed sequences, so it never reads a padding token
+  (:class:`companion.encoder.Encoder` inside :class:`companion.classifier.NewsClassifier`).
+
+Both train the same number of epochs with the same sizes; throughput counts *real*
+(non-padding) tokens, the same number for both, per second of training. Run from the
+repository root::
+
+    python benchmarks/bench_classifier.py                     # AG News, 2 epochs, auto device
+    python benchmarks/bench_classifier.py --dataset bbc --max-len 512 --epochs 1
+
+Timings depend on what else runs on the machine: the script prints ``uptime`` with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from companion.classifier import ArticleStyleClassifier, NewsClassifier
+from companion.config import device_name, get_device, seed_everything
+from companion.data import load_dataset
+from companion.encoder import Encoder
+from companion.metrics import classification_metrics
+from companion.text import (
+    BucketBatchSampler,
+    TextClassificationDataset,
+    Vocab,
+    collate_batch,
+    tokenize,
+)
+from companion.train import TrainConfig, fit, predict
+
+APPROACHES = ("article", "bucketed")
+
+
+@dataclass
+class BenchSettings:
+    """What one benchmark run trains: data, sizes and epochs."""
+
+    dataset: str = "ag_news"
+    epochs: int = 2
+    max_len: int = 128
+    batch_size: int = 32
+    embed_dim: int = 64
+    hidden_size: int = 128
+    max_vocab: int = 20_000
+    limit: int | None = None
+    device: str | None = None
+    seed: int = 0
+
+
+@dataclass
+class BenchData:
+    """Train and test texts as ids (cut to ``max_len`` tokens), vocabulary and class count."""
+
+    train: TextClassificationDataset
+    test: TextClassificationDataset
+    vocab_size: int
+    n_classes: int
+
+
+def load_split(settings: BenchSettings) -> BenchData:
+    """Encode the data set's train and test splits with a vocabulary built on train."""
+    frame = load_dataset(settings.dataset, seed=settings.seed)
+    train = frame[frame["split"] == "train"]
+    if settings.limit is not None:
+        train = train.sample(n=min(settings.limit, len(train)), random_state=settings.seed)
+    test = frame[frame["split"] == "test"]
+    vocab = Vocab.build((tokenize(t) for t in train["text"]), max_size=settings.max_vocab)
+    train_set, test_set = (
+        TextClassificationDataset(
+            part["text"].tolist(), part["label"].tolist(), vocab, max_len=settings.max_len
+        )
+        for part in (train, test)
+    )
+    return BenchData(train_set, test_set, len(vocab), int(frame["label"].nunique()))
+
+
+def make_loader(
+    data: TextClassificationDataset, approach: str, settings: BenchSettings, *, train: bool
+) -> DataLoader:
+    """Random fixed-size batches (``article``) or length buckets (``bucketed``)."""
+    if approach == "article":
+        generator = torch.Generator().manual_seed(settings.seed)
+        return DataLoader(
+            data,
+            batch_size=settings.batch_size,
+            shuffle=train,
+            generator=generator,
+            collate_fn=collate_batch,
+        )
+    sampler = BucketBatchSampler(
+        data.lengths, settings.batch_size, shuffle=train, seed=settings.seed
+    )
+    return DataLoader(data, batch_sampler=sampler, collate_fn=collate_batch)
+
+
+def make_model(
+    approach: str, vocab_size: int, n_classes: int, settings: BenchSettings
+) -> torch.nn.Module:
+    """The article's padded LSTM classifier, or the packed encoder + linear head."""
+    if approach == "article":
+        return ArticleStyleClassifier(
+            vocab_size,
+            settings.embed_dim,
+            settings.hidden_size,
+            n_classes,
+            max_len=settings.max_len,
+        )
+    encoder = Encoder(vocab_size, settings.embed_dim, settings.hidden_size)
+    return NewsClassifier(encoder, n_classes)
+
+
+def run_approach(approach: str, data: BenchData, settings: BenchSettings) -> dict[str, object]:
+    """Train one approach from scratch; time it; evaluate on the test split."""
+    if approach not in APPROACHES:
+        raise ValueError(f"approach must be one of {APPROACHES}, got {approach!r}")
+    seed_everything(settings.seed)
+    device = get_device(settings.device)
+    model = make_model(approach, data.vocab_size, data.n_classes, settings)
+    train_loader = make_loader(data.train, approach, settings, train=True)
+    config = TrainConfig(
+        epochs=settings.epochs,
+        schedule="constant",
+        patience=None,
+        seed=settings.seed,
+        device=str(device),
+        progress=False,
+    )
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fit(model, train_loader, None, config=config)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    y_true, y_pred, _ = predict(
+        model, make_loader(data.test, approach, settings, train=False), device
+    )
+    metrics = classification_metrics(y_true, y_pred, labels=range(data.n_classes))
+    real = sum(data.train.lengths) * settings.epochs
+    fed = padded_tokens(train_loader, approach, settings) * settings.epochs
+    return {
+        "approach": approach,
+        "real_tokens": real,
+        "tokens_fed": fed,
+        "padding_share": 1 - real / fed,
+        "train_s": seconds,
+        "real_tokens_per_s": real / seconds,
+        "test_accuracy": metrics["accuracy"],
+        "test_macro_f1": metrics["macro_f1"],
+    }
+
+
+def padded_tokens(loader: DataLoader, approach: str, settings: BenchSettings) -> int:
+    """Token positions the LSTM runs over in one epoch, padding included."""
+    if approach == "article":
+        return len(loader.dataset) * settings.max_len
+    lengths = loader.dataset.lengths
+    return sum(len(batch) * max(lengths[i] for i in batch) for batch in loader.batch_sampler)
+
+
+def machine_load() -> str:
+    """The output of ``uptime`` (load averages), or the 1/5/15-min loads if it is missing."""
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def run_benchmark(settings: BenchSettings | None = None) -> pd.DataFrame:
+    """Both approaches on the same data; one row each, plus the speed-up over ``article``."""
+    settings = settings or BenchSettings()
+    if settings.epochs < 1 or settings.max_len < 1 or settings.batch_size < 1:
+        raise ValueError(f"epochs, max_len and batch_size must be >= 1, got {settings}")
+    data = load_split(settings)
+    load_before = machine_load()
+    rows = [run_approach(a, data, settings) for a in APPROACHES]
+    table = pd.DataFrame(rows).set_index("approach")
+    table["speedup"] = table["real_tokens_per_s"] / table.loc["article", "real_tokens_per_s"]
+    table.attrs = {
+        "device": device_name(get_device(settings.device)),
+        "threads": torch.get_num_threads(),
+        "uptime_before": load_before,
+        "uptime_after": machine_load(),
+        "settings": settings,
+    }
+    return table
+
+
+def format_report(table: pd.DataFrame) -> str:
+    """The table and the machine it ran on, as printable text."""
+    attrs = table.attrs
+    lines = [
+        f"device: {attrs['device']}, torch threads: {attrs['threads']}",
+        f"settings: {attrs['settings']}",
+        f"uptime before: {attrs['uptime_before']}",
+        f"uptime after:  {attrs['uptime_after']}",
+        "",
+        table.to_string(float_format=lambda x: f"{x:,.3f}"),
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> BenchSettings:
+    """Command-line options -> ``BenchSettings``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    defaults = BenchSettings()
+    parser.add_argument("--dataset", default=defaults.dataset, choices=["ag_news", "bbc"])
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--max-len", type=int, default=defaults.max_len)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--limit", type=int, default=None, help="use this many training texts")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: auto)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    args = parser.parse_args(argv)
+    return BenchSettings(
+        dataset=args.dataset,
+        epochs=args.epochs,
+        max_len=args.max_len,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        device=args.device,
+        seed=args.seed,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark and print the table."""
+    print(format_report(run_benchmark(parse_args(argv))))
+
+
+if __name__ == "__main__":
+    main()
