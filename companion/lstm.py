@@ -1,0 +1,314 @@
+"""Recurrent networks from scratch: tanh RNN, LSTM, and the source article's cell-less variant.
+
+Every model is multi-layer and batch-first, and names and shapes its parameters like PyTorch
+(``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}``; LSTM gate order
+i, f, g, o), so weights copy to and from ``torch.nn.LSTM`` / ``torch.nn.RNN`` unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+State = tuple[Tensor, ...]
+
+
+def affine_gates(
+    x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None
+) -> Tensor:
+    """The pre-activations ``x W_ih^T + b_ih + h W_hh^T + b_hh`` of all gates at once."""
+    z = x @ w_ih.T + h @ w_hh.T
+    if b_ih is not None:
+        z = z + b_ih + b_hh
+    return z
+
+
+def lstm_cell(
+    x: Tensor,
+    h: Tensor,
+    c: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One LSTM step: ``c_t = f*c_{t-1} + i*g``, ``h_t = o*tanh(c_t)`` (gate order i, f, g, o)."""
+    i, f, g, o = affine_gates(x, h, w_ih, w_hh, b_ih, b_hh).chunk(4, dim=-1)
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    c_next = f * c + i * g
+    return o * torch.tanh(c_next), c_next
+
+
+def rnn_cell(
+    x: Tensor,
+    h: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+) -> Tensor:
+    """One step of the plain (Elman) RNN: ``h_t = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)``."""
+    return torch.tanh(affine_gates(x, h, w_ih, w_hh, b_ih, b_hh))
+
+
+def article_cell(
+    x: Tensor,
+    h: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+) -> Tensor:
+    """The source article's step, no cell state: ``h_t = tanh(o_t * a_t)`` (blocks o, a)."""
+    o, a = affine_gates(x, h, w_ih, w_hh, b_ih, b_hh).chunk(2, dim=-1)
+    return torch.tanh(torch.sigmoid(o) * a)
+
+
+def check_positive(**sizes: int) -> None:
+    """Raise ValueError unless every given size is a positive int."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+class Recurrent(nn.Module):
+    """Multi-layer, batch-first recurrent loop shared by ``RNN``, ``LSTM``, ``ArticleGatedRNN``."""
+
+    blocks = 1  # gate blocks stacked in weight_ih (4 for the LSTM)
+    state_size = 1  # tensors carried from step to step (2 for the LSTM: h and c)
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True):
+        super().__init__()
+        check_positive(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.num_layers, self.bias = num_layers, bias
+        rows = self.blocks * hidden_size
+        for k in range(num_layers):
+            cols = input_size if k == 0 else hidden_size
+            setattr(self, f"weight_ih_l{k}", nn.Parameter(torch.empty(rows, cols)))
+            setattr(self, f"weight_hh_l{k}", nn.Parameter(torch.empty(rows, hidden_size)))
+            if bias:
+                setattr(self, f"bias_ih_l{k}", nn.Parameter(torch.empty(rows)))
+                setattr(self, f"bias_hh_l{k}", nn.Parameter(torch.empty(rows)))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """PyTorch's initialisation: every parameter uniform in ``±1/sqrt(hidden_size)``."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    def layer_weights(self, k: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of layer ``k`` (None biases if no bias)."""
+        names = [f"weight_ih_l{k}", f"weight_hh_l{k}", f"bias_ih_l{k}", f"bias_hh_l{k}"]
+        return tuple(getattr(self, n, None) for n in names)  # type: ignore[return-value]
+
+    def step(self, x: Tensor, state: State, k: int) -> State:
+        """One time step of layer ``k``: the next state from input ``x`` [B, in] and ``state``."""
+        return (self.cell(x, state[0], *self.layer_weights(k)),)
+
+    cell = staticmethod(rnn_cell)
+
+    def run_layer(self, x: Tensor, state: State, k: int) -> tuple[list[Tensor], State]:
+        """Unroll layer ``k`` over ``x`` [B, T, in]: the list of ``h_t`` and the final state."""
+        hs = []
+        for t in range(x.size(1)):
+            state = self.step(x[:, t], state, k)
+            hs.append(state[0])
+        return hs, state
+
+    def zero_state(self, x: Tensor) -> State:
+        """All-zero initial state for the batch ``x``, each tensor [num_layers, B, hidden]."""
+        zeros = x.new_zeros(self.num_layers, x.size(0), self.hidden_size)
+        return tuple(zeros for _ in range(self.state_size))
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise unless ``x`` is a float tensor [batch, time, input_size] with time >= 1."""
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            raise TypeError(f"input must be a floating-point tensor, got {type(x).__name__}")
+        if x.dim() != 3:
+            raise ValueError(
+                f"input must be 3-D [batch, time, input_size] (batch-first), got shape "
+                f"{tuple(x.shape)}"
+            )
+        if x.size(2) != self.input_size:
+            raise ValueError(f"input size mismatch: expected {self.input_size}, got {x.size(2)}")
+        if x.size(1) == 0:
+            raise ValueError("input has zero time steps: sequences need at least one step")
+
+    def check_state(self, state: State, x: Tensor) -> None:
+        """Raise unless every state tensor has shape [num_layers, batch, hidden_size]."""
+        expected = (self.num_layers, x.size(0), self.hidden_size)
+        if len(state) != self.state_size:
+            raise ValueError(f"expected {self.state_size} state tensor(s), got {len(state)}")
+        for s in state:
+            if not isinstance(s, Tensor) or tuple(s.shape) != expected:
+                shape = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
+                raise ValueError(
+                    f"initial state must have shape {expected} [num_layers, batch, hidden], "
+                    f"got {shape}"
+                )
+
+    def pack(self, state: State) -> Tensor | State:
+        """The state as the caller sees it: ``h`` for one-tensor models, ``(h, c)`` for the LSTM."""
+        return state[0] if self.state_size == 1 else state
+
+    def unpack(self, state: Tensor | State) -> State:
+        """The caller's state (``h`` or ``(h, c)``) as a tuple of tensors."""
+        return (state,) if isinstance(state, Tensor) else tuple(state)
+
+    def forward(
+        self, x: Tensor, state: Tensor | State | None = None
+    ) -> tuple[Tensor, Tensor | State]:
+        """Run all layers over ``x`` [B, T, in]: top-layer outputs [B, T, H] and the final state."""
+        self.check_input(x)
+        state = self.zero_state(x) if state is None else self.unpack(state)
+        self.check_state(state, x)
+        finals = []
+        for k in range(self.num_layers):
+            hs, final = self.run_layer(x, tuple(s[k] for s in state), k)
+            x = torch.stack(hs, dim=1)
+            finals.append(final)
+        return x, self.pack(tuple(torch.stack(f, dim=0) for f in zip(*finals, strict=True)))
+
+    def extra_repr(self) -> str:
+        """Sizes shown by ``print(model)``."""
+        return (
+            f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, bias={self.bias}"
+        )
+
+
+class TorchCompatible(Recurrent):
+    """A ``Recurrent`` whose weights copy to and from its ``torch.nn`` counterpart."""
+
+    torch_class: type[nn.RNNBase] = nn.RNN
+
+    @classmethod
+    def from_torch(cls, module: nn.RNNBase) -> TorchCompatible:
+        """A copy of ``module`` (same sizes, dtype, device and weights)."""
+        if not isinstance(module, cls.torch_class):
+            raise TypeError(f"expected a {cls.torch_class.__name__}, got {type(module).__name__}")
+        if module.bidirectional or getattr(module, "proj_size", 0):
+            raise ValueError(
+                "bidirectional and projected (proj_size > 0) modules are not supported"
+            )
+        if getattr(module, "nonlinearity", "tanh") != "tanh":
+            raise ValueError(f"only the tanh RNN is supported, got {module.nonlinearity!r}")
+        weight = module.weight_ih_l0
+        new = cls(module.input_size, module.hidden_size, module.num_layers, module.bias)
+        new = new.to(dtype=weight.dtype, device=weight.device)
+        new.load_state_dict(module.state_dict())
+        return new
+
+    def to_torch(self) -> nn.RNNBase:
+        """The equivalent batch-first ``torch.nn`` module with a copy of these weights."""
+        weight = self.weight_ih_l0
+        module = self.torch_class(
+            self.input_size, self.hidden_size, self.num_layers, bias=self.bias, batch_first=True
+        ).to(dtype=weight.dtype, device=weight.device)
+        module.load_state_dict(self.state_dict())
+        return module
+
+
+class RNN(TorchCompatible):
+    """Plain multi-layer tanh RNN, equal to ``torch.nn.RNN(..., batch_first=True)``."""
+
+
+class LSTM(TorchCompatible):
+    """Multi-layer, batch-first LSTM, equal to ``torch.nn.LSTM(..., batch_first=True)``.
+
+    ``forget_bias`` (e.g. 1.0) sets the forget gate's total bias ``b_ih + b_hh`` at
+    initialisation, so that the cell starts out remembering (Gers et al., 2000).
+    """
+
+    blocks, state_size, torch_class = 4, 2, nn.LSTM
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        forget_bias: float | None = None,
+    ):
+        if forget_bias is not None and not bias:
+            raise ValueError("forget_bias needs bias=True")
+        self.forget_bias = forget_bias
+        super().__init__(input_size, hidden_size, num_layers, bias)
+
+    def reset_parameters(self) -> None:
+        """PyTorch's uniform initialisation, then the forget-gate bias if one was asked for."""
+        super().reset_parameters()
+        if self.forget_bias is not None:
+            forget = slice(self.hidden_size, 2 * self.hidden_size)
+            with torch.no_grad():
+                for k in range(self.num_layers):
+                    getattr(self, f"bias_ih_l{k}")[forget] = self.forget_bias
+                    getattr(self, f"bias_hh_l{k}")[forget] = 0.0
+
+    def step(self, x: Tensor, state: State, k: int) -> State:
+        """One LSTM step of layer ``k``: ``(h, c)`` -> ``(h_next, c_next)``."""
+        return lstm_cell(x, state[0], state[1], *self.layer_weights(k))
+
+
+class ArticleGatedRNN(Recurrent):
+    """The source article's "LSTM": gated, but with no cell state, ``h_t = tanh(o_t * a_t)``.
+
+    Kept only to show what the missing cell state costs; do not use it as an LSTM.
+    """
+
+    blocks = 2
+    cell = staticmethod(article_cell)
+
+
+class LSTMCell(nn.Module):
+    """One LSTM step as a module, equal to ``torch.nn.LSTMCell`` (same parameter names)."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True):
+        super().__init__()
+        check_positive(input_size=input_size, hidden_size=hidden_size)
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
+        self.bias_ih = nn.Parameter(torch.empty(4 * hidden_size)) if bias else None
+        self.bias_hh = nn.Parameter(torch.empty(4 * hidden_size)) if bias else None
+        bound = 1.0 / math.sqrt(hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    def forward(
+        self, x: Tensor, state: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``(h_next, c_next)`` from ``x`` [B, input_size] and ``state = (h, c)``, [B, hidden]."""
+        if not isinstance(x, Tensor) or x.dim() != 2 or x.size(1) != self.input_size:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"input must have shape [batch, {self.input_size}], got {shape}")
+        if state is None:
+            zeros = x.new_zeros(x.size(0), self.hidden_size)
+            state = (zeros, zeros)
+        expected = (x.size(0), self.hidden_size)
+        if len(state) != 2 or any(tuple(s.shape) != expected for s in state):
+            raise ValueError(f"state must be (h, c), each of shape {expected} [batch, hidden]")
+        return lstm_cell(
+            x, state[0], state[1], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
+        )
+
+
+def hidden_gradient_norms(model: Recurrent, x: Tensor, target: Tensor) -> Tensor:
+    """``||dL/dh_t||`` for every step t of a one-layer ``model``, ``L = ||h_T - target||^2 / 2``.
+
+    Each sequence's own gradient norm, averaged over the batch: how much of the loss's
+    gradient reaches step t.
+    """
+    if model.num_layers != 1:
+        raise ValueError(f"needs a one-layer model, got num_layers={model.num_layers}")
+    model.check_input(x)
+    state = tuple(s[0] for s in model.zero_state(x))
+    hs, _ = model.run_layer(x, state, 0)
+    for h in hs:
+        h.retain_grad()
+    loss = 0.5 * ((hs[-1] - target) ** 2).sum()
+    loss.backward()
+    return torch.stack([h.grad.norm(dim=1).mean() for h in hs]).detach()

@@ -1,0 +1,231 @@
+"""The from-scratch recurrent networks against torch.nn.LSTM, LSTMCell and RNN."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from companion.lstm import (
+    LSTM,
+    RNN,
+    ArticleGatedRNN,
+    LSTMCell,
+    article_cell,
+    hidden_gradient_norms,
+)
+
+TOL = 1e-6
+
+
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest absolute elementwise difference."""
+    return (a - b).abs().max().item()
+
+
+def grads(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Parameter gradients by name."""
+    return {name: p.grad for name, p in module.named_parameters()}
+
+
+@pytest.mark.parametrize(
+    ("batch", "steps", "inp", "hidden", "layers", "bias", "with_state"),
+    [
+        (1, 1, 1, 1, 1, True, False),
+        (3, 7, 5, 4, 1, True, True),
+        (2, 5, 3, 6, 2, True, False),
+        (4, 9, 6, 3, 3, True, True),
+        (5, 4, 2, 5, 2, False, True),
+        (2, 6, 4, 4, 1, False, False),
+    ],
+)
+def test_lstm_matches_torch(batch, steps, inp, hidden, layers, bias, with_state):
+    torch.manual_seed(batch * 100 + steps)
+    ref = nn.LSTM(inp, hidden, layers, bias=bias, batch_first=True).double()
+    ours = LSTM.from_torch(ref)
+    x = torch.randn(batch, steps, inp, dtype=torch.float64, requires_grad=True)
+    x_ours = x.detach().clone().requires_grad_()
+    state = None
+    if with_state:
+        state = tuple(torch.randn(layers, batch, hidden, dtype=torch.float64) for _ in range(2))
+    out_ref, (h_ref, c_ref) = ref(x, state)
+    out, (h, c) = ours(x_ours, state)
+    assert out.shape == (batch, steps, hidden) and h.shape == c.shape == (layers, batch, hidden)
+    assert max_diff(out, out_ref) < TOL
+    assert max_diff(h, h_ref) < TOL
+    assert max_diff(c, c_ref) < TOL
+    weight = torch.randn_like(out_ref)
+    ((out_ref * weight).sum() + h_ref.sum() + 2 * c_ref.sum()).backward()
+    ((out * weight).sum() + h.sum() + 2 * c.sum()).backward()
+    assert max_diff(x_ours.grad, x.grad) < TOL
+    ref_grads, our_grads = grads(ref), grads(ours)
+    assert ref_grads.keys() == our_grads.keys()
+    for name, g in ref_grads.items():
+        assert max_diff(our_grads[name], g) < TOL, name
+
+
+def test_initial_state_gradients_match_torch():
+    torch.manual_seed(1)
+    ref = nn.LSTM(3, 4, 2, batch_first=True).double()
+    ours = LSTM.from_torch(ref)
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    h0, c0 = torch.randn(2, 2, 2, 4, dtype=torch.float64)
+    states = [(h0.clone().requires_grad_(), c0.clone().requires_grad_()) for _ in range(2)]
+    for model, (h0, c0) in zip((ref, ours), states, strict=True):
+        out, (h, c) = model(x, (h0, c0))
+        (out.pow(2).sum() + c.sum()).backward()
+    for a, b in zip(states[0], states[1], strict=True):
+        assert max_diff(a.grad, b.grad) < TOL
+
+
+def test_to_torch_round_trip():
+    torch.manual_seed(2)
+    ours = LSTM(4, 3, num_layers=2).double()
+    ref = ours.to_torch()
+    assert isinstance(ref, nn.LSTM) and ref.batch_first
+    x = torch.randn(3, 6, 4, dtype=torch.float64)
+    assert max_diff(ours(x)[0], ref(x)[0]) < TOL
+    assert all(torch.equal(a, b) for a, b in zip(ours.parameters(), ref.parameters(), strict=True))
+
+
+def test_parameter_names_and_shapes_match_torch():
+    ref = nn.LSTM(5, 7, 3, batch_first=True)
+    ours = LSTM(5, 7, 3)
+    assert {n: p.shape for n, p in ours.named_parameters()} == {
+        n: p.shape for n, p in ref.named_parameters()
+    }
+
+
+def test_lstm_cell_matches_torch():
+    torch.manual_seed(3)
+    ref = nn.LSTMCell(4, 6).double()
+    ours = LSTMCell(4, 6).double()
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(5, 4, dtype=torch.float64)
+    state = (torch.randn(5, 6, dtype=torch.float64), torch.randn(5, 6, dtype=torch.float64))
+    for s in (None, state):
+        (h_ref, c_ref), (h, c) = ref(x, s), ours(x, s)
+        assert max_diff(h, h_ref) < TOL and max_diff(c, c_ref) < TOL
+    (h_ref.sum() + c_ref.pow(2).sum()).backward()
+    (h.sum() + c.pow(2).sum()).backward()
+    for name, g in grads(ref).items():
+        assert max_diff(grads(ours)[name], g) < TOL, name
+
+
+def test_lstm_cell_without_bias_matches_torch():
+    torch.manual_seed(4)
+    ref = nn.LSTMCell(3, 2, bias=False).double()
+    ours = LSTMCell(3, 2, bias=False).double()
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(4, 3, dtype=torch.float64)
+    assert max_diff(ours(x)[0], ref(x)[0]) < TOL
+
+
+@pytest.mark.parametrize(("layers", "bias"), [(1, True), (2, False), (3, True)])
+def test_rnn_matches_torch(layers, bias):
+    torch.manual_seed(layers)
+    ref = nn.RNN(3, 5, layers, bias=bias, batch_first=True).double()
+    ours = RNN.from_torch(ref)
+    x = torch.randn(4, 6, 3, dtype=torch.float64)
+    h0 = torch.randn(layers, 4, 5, dtype=torch.float64)
+    (out_ref, h_ref), (out, h) = ref(x, h0), ours(x, h0)
+    assert max_diff(out, out_ref) < TOL and max_diff(h, h_ref) < TOL
+    out_ref.sum().backward()
+    out.sum().backward()
+    for name, g in grads(ref).items():
+        assert max_diff(grads(ours)[name], g) < TOL, name
+
+
+def test_forget_bias_sets_total_forget_gate_bias():
+    model = LSTM(3, 4, num_layers=2, forget_bias=1.0)
+    for k in range(2):
+        total = getattr(model, f"bias_ih_l{k}") + getattr(model, f"bias_hh_l{k}")
+        assert torch.equal(total[4:8], torch.ones(4))
+        assert not torch.equal(total[:4], torch.ones(4))
+
+
+def test_article_cell_has_no_cell_state():
+    torch.manual_seed(5)
+    model = ArticleGatedRNN(3, 4).double()
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    out, h = model(x)
+    assert isinstance(h, torch.Tensor) and torch.equal(out[:, -1], h[0])
+    w_ih, w_hh, b_ih, b_hh = model.layer_weights(0)
+    h1 = article_cell(x[:, 0], torch.zeros(2, 4, dtype=torch.float64), w_ih, w_hh, b_ih, b_hh)
+    o = torch.sigmoid(x[:, 0] @ w_ih[:4].T + b_ih[:4] + b_hh[:4])
+    a = x[:, 0] @ w_ih[4:].T + b_ih[4:] + b_hh[4:]
+    assert max_diff(h1, torch.tanh(o * a)) < TOL
+    assert max_diff(out[:, 0], h1) < TOL
+
+
+def test_hidden_gradient_norms_follow_the_jacobians():
+    torch.manual_seed(6)
+    model = RNN(2, 3).double()
+    x = torch.randn(4, 6, 2, dtype=torch.float64)
+    target = torch.randn(4, 3, dtype=torch.float64)
+    norms = hidden_gradient_norms(model, x, target)
+    assert norms.shape == (6,)
+    hs, _ = model.run_layer(x, (torch.zeros(4, 3, dtype=torch.float64),), 0)
+    grad = (hs[-1] - target).detach()  # dL/dh_T of L = ||h_T - y||^2 / 2
+    for t in range(5, -1, -1):
+        assert abs(norms[t].item() - grad.norm(dim=1).mean().item()) < TOL
+        if t:  # one step back: multiply by the Jacobian dh_t/dh_{t-1} = diag(1 - h_t^2) W_hh
+            grad = (grad * (1 - hs[t] ** 2)) @ model.weight_hh_l0
+            grad = grad.detach()
+
+
+def test_hidden_gradient_norms_rejects_deep_model():
+    with pytest.raises(ValueError, match="one-layer"):
+        hidden_gradient_norms(LSTM(2, 2, num_layers=2), torch.randn(1, 2, 2), torch.zeros(1, 2))
+
+
+@pytest.mark.parametrize(
+    ("x", "error", "match"),
+    [
+        (torch.randn(3, 4), ValueError, "3-D"),
+        (torch.randn(2, 3, 4, 5), ValueError, "3-D"),
+        (torch.randn(2, 3, 7), ValueError, "input size mismatch: expected 5, got 7"),
+        (torch.randn(2, 0, 5), ValueError, "zero time steps"),
+        (torch.ones(2, 3, 5, dtype=torch.long), TypeError, "floating-point"),
+    ],
+)
+def test_bad_input_raises(x, error, match):
+    with pytest.raises(error, match=match):
+        LSTM(5, 4)(x)
+
+
+def test_bad_initial_state_raises():
+    model = LSTM(5, 4, num_layers=2)
+    x = torch.randn(3, 2, 5)
+    good = torch.zeros(2, 3, 4)
+    with pytest.raises(ValueError, match=r"shape \(2, 3, 4\)"):
+        model(x, (good, torch.zeros(1, 3, 4)))
+    with pytest.raises(ValueError, match="expected 2 state"):
+        model(x, good)
+    with pytest.raises(ValueError, match=r"shape \(2, 3, 4\)"):
+        RNN(5, 4, num_layers=2)(x, torch.zeros(2, 2, 4))
+
+
+def test_bad_cell_input_raises():
+    cell = LSTMCell(3, 2)
+    with pytest.raises(ValueError, match=r"shape \[batch, 3\]"):
+        cell(torch.randn(4, 5))
+    with pytest.raises(ValueError, match=r"each of shape \(4, 2\)"):
+        cell(torch.randn(4, 3), (torch.zeros(4, 2), torch.zeros(3, 2)))
+
+
+@pytest.mark.parametrize("size", [0, -1, 2.5, True])
+def test_bad_sizes_raise(size):
+    with pytest.raises(ValueError, match="hidden_size must be a positive int"):
+        LSTM(3, size)
+
+
+def test_from_torch_rejects_unsupported_modules():
+    with pytest.raises(TypeError, match="expected a LSTM"):
+        LSTM.from_torch(nn.GRU(2, 3))
+    with pytest.raises(ValueError, match="bidirectional"):
+        LSTM.from_torch(nn.LSTM(2, 3, bidirectional=True))
+    with pytest.raises(ValueError, match="tanh"):
+        RNN.from_torch(nn.RNN(2, 3, nonlinearity="relu"))
+    with pytest.raises(ValueError, match="forget_bias needs bias"):
+        LSTM(2, 3, bias=False, forget_bias=1.0)
