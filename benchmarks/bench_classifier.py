@@ -12,7 +12,7 @@ Both train the same number of epochs with the same sizes; throughput counts *rea
 (non-padding) tokens, the same number for both, per second of training. Run from the
 repository root::
 
-    python benchmarks/bench_classifier.py                     # AG News, 2 epochs, auto device
+    python benchmarks/bench_classifier.py                     # AG News, 3 epochs, auto device
     python benchmarks/bench_classifier.py --dataset bbc --max-len 512 --epochs 1
 
 Timings depend on what else runs on the machine: the script prints ``uptime`` with them.
@@ -52,11 +52,11 @@ class BenchSettings:
     """What one benchmark run trains: data, sizes and epochs."""
 
     dataset: str = "ag_news"
-    epochs: int = 2
+    epochs: int = 3
     max_len: int = 128
     batch_size: int = 32
     embed_dim: int = 64
-    hidden_size: int = 128
+    hidden_size: int = 64
     max_vocab: int = 20_000
     limit: int | None = None
     device: str | None = None
@@ -76,10 +76,12 @@ class BenchData:
 def load_split(settings: BenchSettings) -> BenchData:
     """Encode the data set's train and test splits with a vocabulary built on train."""
     frame = load_dataset(settings.dataset, seed=settings.seed)
-    train = frame[frame["split"] == "train"]
+    train, test = (frame[frame["split"] == s] for s in ("train", "test"))
     if settings.limit is not None:
-        train = train.sample(n=min(settings.limit, len(train)), random_state=settings.seed)
-    test = frame[frame["split"] == "test"]
+        train, test = (
+            part.sample(n=min(settings.limit, len(part)), random_state=settings.seed)
+            for part in (train, test)
+        )
     vocab = Vocab.build((tokenize(t) for t in train["text"]), max_size=settings.max_vocab)
     train_set, test_set = (
         TextClassificationDataset(
@@ -224,7 +226,7 @@ def parse_args(argv: list[str] | None = None) -> BenchSettings:
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--max-len", type=int, default=defaults.max_len)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--limit", type=int, default=None, help="use this many training texts")
+    parser.add_argument("--limit", type=int, help="at most this many train (and test) texts")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: auto)")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     args = parser.parse_args(argv)
