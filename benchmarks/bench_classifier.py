@@ -9,8 +9,9 @@
   (:class:`companion.encoder.Encoder` inside :class:`companion.classifier.NewsClassifier`).
 
 Both train the same number of epochs with the same sizes; throughput counts *real*
-(non-padding) tokens, the same number for both, per second of training. Run from the
-repository root::
+(non-padding) tokens, the same number for both, per second of training (``tokens_fed``
+counts the positions of the padded batches, ``padding_share`` the padding among them).
+Run from the repository root::
 
     python benchmarks/bench_classifier.py                     # AG News, 3 epochs, auto device
     python benchmarks/bench_classifier.py --dataset bbc --max-len 512 --epochs 1
@@ -169,7 +170,10 @@ def run_approach(approach: str, data: BenchData, settings: BenchSettings) -> dic
 
 
 def padded_tokens(loader: DataLoader, approach: str, settings: BenchSettings) -> int:
-    """Token positions the LSTM runs over in one epoch, padding included."""
+    """Positions in one epoch's padded batches (the last epoch's order for ``bucketed``).
+
+    The article's LSTM steps through every one of them; the packed LSTM skips the padding.
+    """
     if approach == "article":
         return len(loader.dataset) * settings.max_len
     lengths = loader.dataset.lengths
