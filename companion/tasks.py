@@ -68,7 +68,7 @@ def train_recall(
     steps: int = 500,
     batch_size: int = 64,
     hidden_size: int = 32,
-    lr: float = 1e-2,
+    lr: float = 3e-3,
     num_symbols: int = 8,
     num_distractors: int = 8,
     forget_bias: float = 1.0,

@@ -53,7 +53,7 @@ def test_unknown_kind_raises():
 
 
 def test_lstm_learns_short_recall():
-    result = train_recall("lstm", seq_len=3, steps=150, num_symbols=4, num_distractors=2)
+    result = train_recall("lstm", seq_len=3, steps=150, lr=1e-2, num_symbols=4, num_distractors=2)
     assert result["accuracy"] > 0.95
     assert result["losses"][-1] < result["losses"][0]
 
