@@ -1,0 +1,27 @@
+"""Project conventions: tests mirror companion, CI runs the README's test command."""
+
+from __future__ import annotations
+
+import re
+
+from companion.config import REPO_ROOT
+
+
+def test_every_companion_module_has_a_test_file() -> None:
+    modules = {p.stem for p in (REPO_ROOT / "companion").glob("*.py") if p.stem != "__init__"}
+    missing = sorted(m for m in modules if not (REPO_ROOT / "tests" / f"test_{m}.py").exists())
+    assert missing == [], f"companion modules without tests/test_<module>.py: {missing}"
+
+
+def test_readme_quickstart_is_the_two_commands() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    quickstart = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", quickstart, re.S)
+    assert block, "the quickstart has no bash block"
+    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
+    assert commands == ["make book", "make test"]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (REPO_ROOT / ".ci" / "run").read_text()
+    assert ci.rstrip().splitlines()[-1] == "make test"
