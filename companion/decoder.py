@@ -14,6 +14,7 @@ target written as ``<bos> y_1 ... y_n <eos>`` and right-padded with ``pad_id``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,9 +226,12 @@ class Seq2Seq(nn.Module):
 
     @torch.no_grad()
     def greedy_decode(
-        self, src: torch.Tensor, lengths: torch.Tensor, max_len: int
+        self, src: torch.Tensor, lengths: torch.Tensor, max_len: int, blocked: Sequence[int] = ()
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Arg-max decoding: tokens [B, L<=max_len] (``<eos>`` then padding) and attention."""
+        """Arg-max decoding: tokens [B, L<=max_len] (``<eos>`` then padding) and attention.
+
+        Token ids in ``blocked`` (e.g. ``<unk>``) are never generated.
+        """
         if max_len < 1:
             raise ValueError(f"max_len must be >= 1, got {max_len}")
         states, mask, h, c = self.encode(src, lengths)
@@ -236,7 +240,7 @@ class Seq2Seq(nn.Module):
         state, tokens, all_weights = (h, c), [], []
         for _ in range(max_len):
             logits, state, weights = self.decoder.step(prev, state, states, mask)
-            prev = logits.argmax(dim=-1).masked_fill(done, self.pad_id)
+            prev = block(logits, blocked).argmax(dim=-1).masked_fill(done, self.pad_id)
             tokens.append(prev)
             all_weights.append(weights.masked_fill(done[:, None], 0.0))
             done = done | (prev == self.eos_id)
@@ -252,13 +256,15 @@ class Seq2Seq(nn.Module):
         beam_size: int,
         max_len: int,
         length_penalty: float = 1.0,
+        blocked: Sequence[int] = (),
     ) -> list[Hypothesis]:
         """Beam search for one source sentence; hypotheses best first (``beam_size`` of them).
 
         Scores are length-normalised: ``log_prob / n ** length_penalty`` with ``n`` the
         number of generated tokens (``<eos>`` included). A hypothesis that emits ``<eos>``
         is finished; the search keeps ``beam_size`` unfinished ones and stops when
-        ``beam_size`` hypotheses have finished or after ``max_len`` steps.
+        ``beam_size`` hypotheses have finished or after ``max_len`` steps. Token ids in
+        ``blocked`` are never generated.
         """
         if not isinstance(beam_size, int) or beam_size < 1:
             raise ValueError(f"beam_size must be an integer >= 1, got {beam_size!r}")
@@ -281,7 +287,8 @@ class Seq2Seq(nn.Module):
                 mask.expand(n, -1),
             )
             totals = torch.tensor([hyp[1] for hyp in alive], device=logits.device)
-            cand = (totals[:, None] + torch.log_softmax(logits.float(), dim=-1)).flatten()
+            log_probs = block(torch.log_softmax(logits.float(), dim=-1), blocked)
+            cand = (totals[:, None] + log_probs).flatten()
             top = cand.topk(min(2 * beam_size, cand.numel()))
             keep = []
             for value, index in zip(top.values.tolist(), top.indices.tolist(), strict=True):
@@ -312,6 +319,13 @@ class Seq2Seq(nn.Module):
             weights=torch.stack(rows).cpu(),
             finished=finished,
         )
+
+
+def block(scores: torch.Tensor, blocked: Sequence[int]) -> torch.Tensor:
+    """``scores`` [B, V] with the columns ``blocked`` set to minus infinity."""
+    if not blocked:
+        return scores
+    return scores.index_fill(-1, torch.tensor(list(blocked), device=scores.device), float("-inf"))
 
 
 def check_ratio(ratio: float) -> float:

@@ -276,3 +276,14 @@ def test_bad_input_errors() -> None:
         masked_softmax(torch.zeros(1, 3), torch.zeros(1, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"\(src, src_lengths, tgt, tgt_lengths\)"):
         seq2seq_step(model, (src, lengths), torch.device("cpu"))
+
+
+def test_blocked_tokens_are_never_generated() -> None:
+    model = make_model(tgt_vocab=40)
+    src, lengths, _ = batch()
+    tokens, _ = model.greedy_decode(src, lengths, max_len=6)
+    favourite = int(torch.mode(tokens.flatten()).values)  # the most generated token
+    blocked, _ = model.greedy_decode(src, lengths, max_len=6, blocked=[favourite])
+    assert favourite in tokens and favourite not in blocked
+    hyps = model.beam_search(src[:1], lengths[:1], 3, 6, blocked=[favourite, EOS_ID])
+    assert all(favourite not in h.tokens and not h.finished for h in hyps)
