@@ -54,7 +54,11 @@ Evaluate = Callable[[nn.Module, DataLoader, torch.device], dict[str, float]]
 
 @dataclass
 class TrainConfig:
-    """Settings of one ``fit`` run (see the module docstring)."""
+    """Settings of one ``fit`` run (see the module docstring).
+
+    ``fit`` seeds Python, NumPy and torch with ``seed`` before training, so two runs of
+    the same model (built after the same ``seed_everything``) repeat bit for bit on a CPU.
+    """
 
     epochs: int = 10
     lr: float = 1e-3
@@ -305,6 +309,7 @@ class _Checkpoints:
     def load_last(self, model: nn.Module) -> dict[str, Any] | None:
         if not self.state.exists():
             return None
+        # weights_only=False: the file holds NumPy/Python RNG states, and fit wrote it itself.
         state = torch.load(self.state, map_location="cpu", weights_only=False)
         load_weights(model, self.folder / state["weights"])
         return state

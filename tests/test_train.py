@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -246,3 +249,43 @@ def test_bad_input_raises() -> None:
         fit(model, text_loader(data, 8), text_loader(data, 8), config=config(monitor="recall"))
     with pytest.raises(ValueError, match="empty loader"):
         predict(model, [], "cpu")
+
+
+KILLED_CHILD = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from test_train import classification_step, config, fit, loaders, toy_model
+
+loader, vocab = loaders("bucket")
+ckpt = Path({ckpt!r})
+
+def step(model, batch, device):
+    if (ckpt / "last_state.pt").exists():  # epoch 1 is saved: wait here to be killed
+        print("ready", flush=True)
+        time.sleep(600)
+    return classification_step(model, batch, device)
+
+fit(toy_model(vocab, dropout=0.3), loader, config=config(ckpt), step=step)
+"""
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path) -> None:
+    """A real process, killed with SIGKILL in epoch 2; a new fit resumes it exactly."""
+    script = KILLED_CHILD.format(tests=str(Path(__file__).parent), ckpt=str(tmp_path / "b"))
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+
+    loader, vocab = loaders("bucket")
+    straight = toy_model(vocab, dropout=0.3)
+    fit(straight, loader, config=config(tmp_path / "a"))
+    loader, _ = loaders("bucket")
+    resumed_model = toy_model(vocab, dropout=0.3)
+    resumed = fit(resumed_model, loader, config=config(tmp_path / "b"))
+    assert resumed.resumed_from == 1
+    assert_same_weights(weights(resumed_model), weights(straight))
