@@ -106,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
     args = parser.parse_args(argv)
     os.environ.setdefault(SMOKE_ENV, "0")
+    # Stored pages show results, not progress widgets that a static page cannot animate.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     for i, path in enumerate(sorted(args.notebooks), 1):
         print(f"[{i}/{len(args.notebooks)}] {path} ...", flush=True)
         info = execute_notebook(path, args.timeout)
