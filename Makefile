@@ -52,11 +52,12 @@ lint: setup
 	$(BIN)/ruff check companion tests benchmarks
 	$(BIN)/ruff format --check companion tests benchmarks
 
+# Parallel workers each get one torch thread: oversubscribed cores make small models crawl.
 unit: setup
-	$(PYTEST) tests -m "not browser" -n $(JOBS)
+	OMP_NUM_THREADS=1 $(PYTEST) tests -m "not browser" -n $(JOBS)
 
 notebooks: setup
-	COMPANION_SMOKE=1 $(PYTEST) --nbval-lax notebooks -n $(JOBS) --dist loadfile -p no:randomly
+	OMP_NUM_THREADS=1 COMPANION_SMOKE=1 $(PYTEST) --nbval-lax notebooks -n $(JOBS) --dist loadfile -p no:randomly
 
 browser: book
 	$(PYTEST) tests -m browser
