@@ -57,7 +57,7 @@ unit: setup
 	OMP_NUM_THREADS=1 $(PYTEST) tests -m "not browser" -n $(JOBS)
 
 notebooks: setup
-	OMP_NUM_THREADS=1 COMPANION_SMOKE=1 $(PYTEST) --nbval-lax notebooks -n $(JOBS) --dist loadfile -p no:randomly
+	OMP_NUM_THREADS=1 COMPANION_SMOKE=1 $(PYTEST) --nbval-lax notebooks -n $(JOBS) --dist loadfile
 
 browser: book
 	$(PYTEST) tests -m browser
