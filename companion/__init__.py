@@ -1,4 +1,4 @@
-"""Companion library of *Large language models and supervised fine-tuning, from first principles to practice*.
+"""Companion library of the book *Large language models and supervised fine-tuning*.
 
 Each module is named after the concept it implements (``glove``, ``lstm``, ``losses``, ...);
 the notebooks under ``notebooks/`` explain and call them.

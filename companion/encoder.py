@@ -76,7 +76,8 @@ class Encoder(nn.Module):
     ``forward(ids [B, T], lengths [B])`` returns ``(states [B, T, H*dirs], sentence
     [B, H*dirs])``; ``states`` is zero at padded positions. ``embeddings`` initialises
     the embedding table (e.g. from ``embedding_matrix_from``); ``freeze`` keeps it fixed.
-    ``dropout`` acts on the embeddings and between LSTM layers.
+    ``dropout`` acts on the embeddings and between LSTM layers. A bidirectional encoder
+    packs the batch; a forward-only one needs no packing (see ``forward_only``).
     """
 
     def __init__(
@@ -140,12 +141,31 @@ class Encoder(nn.Module):
         """Per-token states [B, T, H*dirs] (zero at padding) and sentence vectors [B, H*dirs]."""
         lengths = check_batch(ids, lengths, self.vocab_size)
         embedded = self.dropout(self.embedding(ids))
+        if self.num_directions == 1:
+            return self.forward_only(embedded, lengths)
         packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
         packed_states, (h_n, _) = self.lstm(packed)
         states, _ = pad_packed_sequence(packed_states, batch_first=True, total_length=ids.shape[1])
         # h_n: [layers * dirs, B, H], in the original batch order; the last layer's
         # forward state is at the last valid token, its backward state at token 0.
         final = torch.cat(list(h_n[-self.num_directions :]), dim=-1)
+        return states, pool_states(states, lengths, self.pooling, final)
+
+    def forward_only(
+        self, embedded: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A unidirectional LSTM over a right-padded batch, without packing.
+
+        A forward-only state at token t depends on tokens 1..t alone, so padding *after* a
+        text cannot change any of its states: running the fused (unpacked) LSTM kernel and
+        zeroing the padded positions gives exactly the packed result, about twice as fast
+        on a CPU. Only the backward direction needs packing.
+        """
+        states, _ = self.lstm(embedded)
+        states = states * length_mask(lengths.to(states.device), states.shape[1]).unsqueeze(-1)
+        final = states[
+            torch.arange(len(states), device=states.device), lengths.to(states.device) - 1
+        ]
         return states, pool_states(states, lengths, self.pooling, final)
 
 
