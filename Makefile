@@ -18,6 +18,7 @@ export JUPYTER_RUNTIME_DIR ?= $(abspath .cache/jupyter-runtime)
 export IPYTHONDIR ?= $(abspath .cache/ipython)
 export MPLCONFIGDIR ?= $(abspath .cache/matplotlib)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+$(shell mkdir -p .cache/jupyter-runtime .cache/ipython .cache/matplotlib)
 
 .PHONY: setup vendor book test lint unit notebooks browser lab serve execute clean
 
