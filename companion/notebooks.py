@@ -27,6 +27,7 @@ from companion.io import atomic_write_text
 
 RUN_KEY = "companion_run"
 RUN_INFO_TAG = "run-info"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 def source_digest(nb: nbformat.NotebookNode) -> str:
@@ -60,6 +61,19 @@ def run_info_markdown(run: dict) -> str:
     )
 
 
+def strip_widgets(nb: nbformat.NotebookNode) -> int:
+    """Drop live-widget outputs (progress bars) that a static page cannot show; return how many."""
+    dropped = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = [o for o in cell.outputs if WIDGET_MIME not in o.get("data", {})]
+        dropped += len(cell.outputs) - len(kept)
+        cell.outputs = kept
+    nb.metadata.pop("widgets", None)
+    return dropped
+
+
 def run_info_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The notebook's single markdown cell tagged ``run-info``."""
     cells = [c for c in nb.cells if RUN_INFO_TAG in c.get("metadata", {}).get("tags", [])]
@@ -82,6 +96,7 @@ def execute_notebook(path: Path, timeout: int | None = None) -> dict:
         resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()
+    strip_widgets(nb)
     run = {
         "mode": "full",
         "device": device_name(get_device()),
@@ -106,8 +121,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
     args = parser.parse_args(argv)
     os.environ.setdefault(SMOKE_ENV, "0")
-    # Stored pages show results, not progress widgets that a static page cannot animate.
-    os.environ.setdefault("TQDM_DISABLE", "1")
     for i, path in enumerate(sorted(args.notebooks), 1):
         print(f"[{i}/{len(args.notebooks)}] {path} ...", flush=True)
         info = execute_notebook(path, args.timeout)

@@ -46,6 +46,15 @@ def test_execute_records_run_metadata(tmp_path, monkeypatch) -> None:
     assert nb.cells[0].source == notebooks.run_info_markdown(run)
 
 
+def test_progress_widgets_are_not_stored(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(SMOKE_ENV, raising=False)
+    code = "from tqdm.notebook import tqdm\nfor _ in tqdm(range(3)):\n    pass\nprint('done')"
+    path = tiny_notebook(tmp_path / "t.ipynb", code=code)
+    notebooks.execute_notebook(path)
+    outputs = nbformat.read(path, as_version=4).cells[1].outputs
+    assert [o.get("text") for o in outputs] == ["done\n"]
+
+
 def test_failing_notebook_leaves_the_file_untouched(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv(SMOKE_ENV, raising=False)
     path = tiny_notebook(tmp_path / "t.ipynb", code="raise RuntimeError('boom')")
@@ -86,6 +95,7 @@ def test_chapter_is_executed_in_full_mode_and_current(path: Path) -> None:
         if cell.cell_type == "code":
             assert cell.execution_count is not None, f"unexecuted cell: {cell.source[:60]}"
             assert all(o.get("output_type") != "error" for o in cell.outputs)
+            assert all(notebooks.WIDGET_MIME not in o.get("data", {}) for o in cell.outputs)
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
