@@ -118,9 +118,11 @@ def test_page_renders_offline(browser, server: str, path: Path) -> None:
     page, problems = visit(browser, f"{server}/{path.relative_to(HTML).as_posix()}")
     try:
         if 'class="math' in source:
-            page.wait_for_selector("mjx-container", timeout=15_000)
+            page.wait_for_selector("mjx-container", state="attached", timeout=15_000)
         if 'class="mermaid' in source:
-            page.wait_for_selector(".mermaid svg[aria-roledescription]", timeout=15_000)
+            page.wait_for_selector(
+                ".mermaid svg[aria-roledescription]", state="attached", timeout=15_000
+            )
         if path.parent.name == "notebooks":
             assert "Outputs on this page come from a" in page.inner_text(".admonition.note")
             if "image/png" in (REPO_ROOT / "notebooks" / f"{path.stem}.ipynb").read_text():
