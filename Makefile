@@ -66,7 +66,7 @@ browser: book
 test: lint unit notebooks browser
 
 lab: setup
-	$(BIN)/jupyter lab notebooks --ip=127.0.0.1
+	$(BIN)/jupyter lab notebooks --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
 
 serve:
 	@test -d _build/html || { echo "No _build/html yet: run make book first"; exit 1; }
