@@ -27,8 +27,6 @@ Timings depend on what else runs on the machine: the script prints ``uptime`` wi
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import time
 from dataclasses import dataclass
 
@@ -37,7 +35,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from companion.classifier import ArticleStyleClassifier, NewsClassifier
-from companion.config import device_name, get_device, seed_everything
+from companion.config import device_name, get_device, machine_load, seed_everything
 from companion.data import load_dataset
 from companion.encoder import Encoder
 from companion.metrics import classification_metrics
@@ -198,14 +196,6 @@ def padded_tokens(loader: DataLoader, approach: str, settings: BenchSettings) ->
         return len(loader.dataset) * settings.max_len
     lengths = loader.dataset.lengths
     return sum(len(batch) * max(lengths[i] for i in batch) for batch in loader.batch_sampler)
-
-
-def machine_load() -> str:
-    """The output of ``uptime`` (load averages), or the 1/5/15-min loads if it is missing."""
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def run_benchmark(settings: BenchSettings | None = None) -> pd.DataFrame:

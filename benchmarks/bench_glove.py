@@ -16,12 +16,11 @@ Reference C implementation (GloVe, 2 threads): about 2.9 s per epoch on the BBC 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import time
 
 import torch
 
-from companion.config import device_name, get_device
+from companion.config import device_name, get_device, machine_load
 from companion.embeddings_eval import (
     SIMILARITY_FILES,
     benchmark_path,
@@ -30,14 +29,6 @@ from companion.embeddings_eval import (
 )
 from companion.glove import count_cooccurrences, news_texts, train_glove
 from companion.text import tokenize
-
-
-def uptime() -> str:
-    """The machine's ``uptime`` line (its load averages put the timings in context)."""
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "uptime unavailable"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -55,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     device = get_device(args.device)
     print(f"device: {device_name(device)}; torch threads: {torch.get_num_threads()}")
-    print(f"before: {uptime()}")
+    print(f"before: {machine_load()}")
 
     start = time.perf_counter()
     docs = [tokenize(t) for t in news_texts(args.corpus)]
@@ -83,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"epoch {epoch:3d}: {sec:6.2f} s, mean 1/2 f r^2 = {loss:.5f}")
     mean_epoch = sum(result.epoch_seconds) / len(result.epoch_seconds)
     print(f"mean time per epoch: {mean_epoch:.2f} s; {result.pairs_per_second / 1e6:.2f} M pairs/s")
-    print(f"after: {uptime()}")
+    print(f"after: {machine_load()}")
     if args.eval:
         pairs = read_word_pairs(benchmark_path(SIMILARITY_FILES["WS-353"]))
         ws = similarity_score(result.keyed_vectors(), pairs, vocabulary=None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import subprocess
 from pathlib import Path
 from typing import TypeVar
 
@@ -100,3 +101,11 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)  # noqa: NPY002 - seeds code that uses the legacy global generator
     torch.manual_seed(seed)
     torch.cuda.manual_seed_all(seed)
+
+
+def machine_load() -> str:
+    """The ``uptime`` line (load averages), which puts a timing in context."""
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())

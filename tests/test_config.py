@@ -53,3 +53,7 @@ def test_seed_everything_repeats_random_draws() -> None:
     first = torch.rand(4)
     config.seed_everything(3)
     assert torch.equal(first, torch.rand(4))
+
+
+def test_machine_load_reports_load_averages() -> None:
+    assert "load average" in config.machine_load()
