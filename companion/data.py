@@ -43,7 +43,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from companion.config import data_dirs
-from companion.io import atomic_write, sha256_file
+from companion.io import atomic_write, file_digest, sha256_file
 
 COLUMNS = ["text", "title", "label", "label_name", "split"]
 SPLITS = ("train", "validation", "test")
@@ -418,15 +418,6 @@ def parse_ag_csv(path: Path, expected: str | None, stamp: tuple[int, int]) -> pd
     return pd.DataFrame(rows, columns=["text", "title", "label_name"])
 
 
-def md5_file(path: Path) -> str:
-    """The md5 hex digest of a file (only to match digests that publishers give as md5)."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download_ag_news(target: Path) -> None:
     """Download AG News train.csv and test.csv into ``target/ag_news`` (md5-checked, atomic)."""
     for fname, (url, md5) in REGISTRY["ag_news"].urls.items():
@@ -437,7 +428,7 @@ def download_ag_news(target: Path) -> None:
         def fetch(tmp: Path, url: str = url, md5: str = md5) -> None:
             with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
                 out.write(response.read())
-            check_digest(url, md5, md5_file(tmp))
+            check_digest(url, md5, file_digest(tmp, "md5"))
 
         atomic_write(dest, fetch)
 
@@ -456,7 +447,7 @@ def load_ag_news(dirs: Sequence[Path], download: bool) -> tuple[pd.DataFrame, di
     train_path = test_path.with_name("train.csv")
     if train_path.is_file():
         train = parse_ag_csv(train_path, None, file_stamp(train_path)).copy()
-        check_digest(str(train_path), info.urls["train.csv"][1], md5_file(train_path))
+        check_digest(str(train_path), info.urls["train.csv"][1], file_digest(train_path, "md5"))
         train["split"], test["split"] = "train", "test"
         note = "official AG News train/test split; validation carved from train"
         return pd.concat([train, test], ignore_index=True), {"note": note, "official_split": True}

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from companion.io import atomic_write, atomic_write_text, sha256_file
+from companion.io import atomic_write, atomic_write_text, file_digest, sha256_file
 
 
 def test_atomic_write_text_replaces_content(tmp_path) -> None:
@@ -36,3 +36,9 @@ def test_sha256_file_matches_hashlib(tmp_path) -> None:
     data = bytes(range(256)) * 5000
     path.write_bytes(data)
     assert sha256_file(path, chunk=1000) == hashlib.sha256(data).hexdigest()
+
+
+def test_file_digest_md5_matches_hashlib(tmp_path) -> None:
+    path = tmp_path / "b.bin"
+    path.write_bytes(b"news" * 1000)
+    assert file_digest(path, "md5") == hashlib.md5(b"news" * 1000).hexdigest()
