@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import re
 from pathlib import Path
 
 import nbformat
@@ -11,6 +14,7 @@ from companion import notebooks
 from companion.config import REPO_ROOT, SMOKE_ENV
 
 CHAPTERS = sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+SOURCE_HEADER = re.compile(r"^# (companion\.\w+)\.([\w.]+)$", re.MULTILINE)  # see show_source
 SKELETON = ["## Goals", "## Derivation", "## Implementation", "## Exercises", "## Summary"]
 
 
@@ -109,3 +113,31 @@ def test_chapter_follows_the_skeleton(path: Path) -> None:
     positions = [text.find(f"\n{h}") for h in wanted]
     assert all(p >= 0 for p in positions), f"missing sections: {wanted}"
     assert positions == sorted(positions), "sections out of order"
+
+
+def shown_sources(nb: nbformat.NotebookNode) -> list[tuple[str, str, str]]:
+    """(module, qualified name, source) of each object shown by a stored ``show_source`` output."""
+    shown = []
+    for cell in nb.cells:
+        if cell.cell_type != "code" or "show_source(" not in cell.source:
+            continue
+        for output in cell.outputs:
+            parts = SOURCE_HEADER.split(output.get("data", {}).get("text/plain", ""))
+            shown += zip(parts[1::3], parts[2::3], parts[3::3], strict=True)
+    return shown
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_shown_source_is_the_current_code(path: Path) -> None:
+    """Source listings stored in a page are what ``companion`` holds now, not an older version."""
+    nb = nbformat.read(path, as_version=4)
+    calls = sum(c.source.count("show_source(") for c in nb.cells if c.cell_type == "code")
+    shown = shown_sources(nb)
+    assert len(shown) >= calls
+    for module, qualname, source in shown:
+        obj = importlib.import_module(module)
+        for attribute in qualname.split("."):
+            obj = getattr(obj, attribute)
+        assert source.strip("\n") == inspect.getsource(obj).strip("\n"), (
+            f"{path.name} shows an old {module}.{qualname}: run `make execute`"
+        )
