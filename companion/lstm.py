@@ -12,6 +12,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from companion.checks import check_ints
+
 State = tuple[Tensor, ...]
 
 
@@ -66,13 +68,6 @@ def article_cell(
     return torch.tanh(torch.sigmoid(o) * a)
 
 
-def check_positive(**sizes: int) -> None:
-    """Raise ValueError unless every given size is a positive int."""
-    for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 class Recurrent(nn.Module):
     """Multi-layer, batch-first recurrent loop shared by ``RNN``, ``LSTM``, ``ArticleGatedRNN``."""
 
@@ -81,7 +76,7 @@ class Recurrent(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True):
         super().__init__()
-        check_positive(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
+        check_ints(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
         self.input_size, self.hidden_size = input_size, hidden_size
         self.num_layers, self.bias = num_layers, bias
         rows = self.blocks * hidden_size
@@ -268,7 +263,7 @@ class LSTMCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True):
         super().__init__()
-        check_positive(input_size=input_size, hidden_size=hidden_size)
+        check_ints(input_size=input_size, hidden_size=hidden_size)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
         self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))

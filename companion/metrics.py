@@ -13,6 +13,8 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from companion.checks import check_ints
+
 
 def _as_label_arrays(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """Check and convert two label sequences to 1-d integer arrays of the same length."""
@@ -77,8 +79,7 @@ def classification_report_frame(
 def confusion(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
     """The n_classes x n_classes confusion matrix: row = true class, column = predicted."""
     y_true, y_pred = _as_label_arrays(y_true, y_pred)
-    if not isinstance(n_classes, int | np.integer) or n_classes < 1:
-        raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
+    check_ints(n_classes=n_classes)
     if max(y_true.max(), y_pred.max()) >= n_classes or min(y_true.min(), y_pred.min()) < 0:
         raise ValueError(f"labels must lie in 0..{n_classes - 1} for n_classes={n_classes}")
     return confusion_matrix(y_true, y_pred, labels=list(range(n_classes)))

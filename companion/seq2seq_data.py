@@ -21,6 +21,7 @@ import torch
 from rouge_score import rouge_scorer
 from torch.utils.data import Dataset
 
+from companion.checks import check_ints
 from companion.text import PAD, UNK, Vocab, collate_batch, tokenize
 
 BOS = "<bos>"
@@ -32,6 +33,7 @@ MONTHS = (
     *("January", "February", "March", "April", "May", "June"),
     *("July", "August", "September", "October", "November", "December"),
 )
+
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 DATE_FORMATS = (
     "{month} {day}, {year}",  # March 5, 2019
@@ -71,9 +73,7 @@ def make_date_pairs(n_train: int, n_val: int, n_test: int, seed: int = 0) -> pd.
     """
     sizes = {"train": n_train, "validation": n_val, "test": n_test}
     n_days = (LAST_DAY - FIRST_DAY).days + 1
-    for name, size in sizes.items():
-        if not isinstance(size, int) or size < 0:
-            raise ValueError(f"n_{name} must be an integer >= 0, got {size!r}")
+    check_ints(0, **{f"n_{name}": size for name, size in sizes.items()})
     total = sum(sizes.values())
     if not 0 < total <= n_days:
         raise ValueError(f"need 1..{n_days} pairs in all (one per distinct day), got {total}")
@@ -94,10 +94,8 @@ def seq2seq_vocab(
     token_lists: Iterable[Iterable[str]], min_freq: int = 1, max_size: int | None = None
 ) -> Vocab:
     """A :class:`Vocab` with ``<pad>``, ``<unk>``, ``<bos>``, ``<eos>`` at ids 0-3, then others."""
-    if max_size is not None and (not isinstance(max_size, int) or max_size < 4):
-        raise ValueError(
-            f"max_size must be None or an integer >= 4 (the specials), got {max_size!r}"
-        )
+    if max_size is not None:
+        check_ints(4, max_size=max_size)  # room for the four special tokens
     base = Vocab.build(token_lists, min_freq=min_freq, max_size=max_size and max_size - 2)
     return Vocab([PAD, UNK, BOS, EOS] + [t for t in base.itos[2:] if t not in (BOS, EOS)])
 
@@ -154,16 +152,14 @@ def headline_pairs(
     missing = {"text", "title"} - set(frame.columns)
     if missing:
         raise ValueError(f"frame needs columns 'text' and 'title'; missing {sorted(missing)}")
-    if src_tokens < 1:
-        raise ValueError(f"src_tokens must be >= 1, got {src_tokens}")
+    check_ints(src_tokens=src_tokens)
     sources = [tokenize(t)[:src_tokens] for t in frame["text"]]
     return sources, [tokenize(t) for t in frame["title"]]
 
 
 def lead_baseline(sources: Sequence[Sequence[str]], k: int) -> list[list[str]]:
     """The lead baseline: the first ``k`` words of each source as its headline."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    check_ints(k=k)
     return [list(s[:k]) for s in sources]
 
 

@@ -6,7 +6,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from companion.lstm import LSTM, RNN, ArticleGatedRNN, Recurrent, check_positive
+from companion.checks import check_ints
+from companion.lstm import LSTM, RNN, ArticleGatedRNN, Recurrent
 
 RECURRENT_KINDS: dict[str, type[Recurrent]] = {
     "rnn": RNN,
@@ -26,7 +27,7 @@ def first_token_recall(
 
     Symbols are ids ``0 .. num_symbols-1``, distractors the next ``num_distractors`` ids.
     """
-    check_positive(
+    check_ints(
         batch_size=batch_size,
         seq_len=seq_len,
         num_symbols=num_symbols,

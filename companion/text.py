@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from companion.checks import check_ints
 from companion.io import atomic_write_text
 
 PAD = "<pad>"
@@ -64,12 +65,9 @@ class Vocab:
 
         ``max_size`` counts the two special tokens, so ``len(vocab) <= max_size``.
         """
-        if not isinstance(min_freq, int) or min_freq < 1:
-            raise ValueError(f"min_freq must be an integer >= 1, got {min_freq!r}")
-        if max_size is not None and (not isinstance(max_size, int) or max_size < 2):
-            raise ValueError(
-                f"max_size must be None or an integer >= 2 (room for specials), got {max_size!r}"
-            )
+        check_ints(min_freq=min_freq)
+        if max_size is not None:
+            check_ints(2, max_size=max_size)  # room for the two special tokens
         counts: Counter[str] = Counter()
         for tokens in token_lists:
             if isinstance(tokens, str):
@@ -142,8 +140,8 @@ class TextClassificationDataset(Dataset):
     ) -> None:
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
-        if max_len is not None and max_len < 1:
-            raise ValueError(f"max_len must be None or >= 1, got {max_len}")
+        if max_len is not None:
+            check_ints(max_len=max_len)
         self.ids = [vocab.encode(tokenize(t))[:max_len] or [vocab.unk_id] for t in texts]
         self.labels = [int(y) for y in labels]
         self.lengths = [len(x) for x in self.ids]
@@ -190,10 +188,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         drop_last: bool = False,
         bucket_batches: int = 100,
     ) -> None:
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if bucket_batches < 1:
-            raise ValueError(f"bucket_batches must be >= 1, got {bucket_batches}")
+        check_ints(batch_size=batch_size, bucket_batches=bucket_batches)
         self.lengths = np.asarray(lengths, dtype=np.int64)
         if self.lengths.ndim != 1:
             raise ValueError(f"lengths must be 1-d, got shape {self.lengths.shape}")

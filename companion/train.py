@@ -37,6 +37,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from companion.checks import check_ints
 from companion.config import get_device, seed_everything
 from companion.io import atomic_write
 from companion.metrics import classification_metrics
@@ -76,8 +77,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
+        check_ints(epochs=self.epochs)
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.schedule not in SCHEDULES:
@@ -86,8 +86,8 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio must lie in [0, 1), got {self.warmup_ratio}")
         if self.mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience must be None or >= 1, got {self.patience}")
+        if self.patience is not None:
+            check_ints(patience=self.patience)
         if self.clip_norm is not None and self.clip_norm <= 0:
             raise ValueError(f"clip_norm must be None or > 0, got {self.clip_norm}")
         if self.checkpoint_dir is not None:

@@ -107,7 +107,7 @@ def test_use_before_fit_and_bad_settings_are_errors() -> None:
     with pytest.raises(ValueError, match="ngram_range"):
         TfidfLogReg(ngram_range=(2, 1))
     model = TfidfLogReg(min_df=1).fit(["a b", "c d"], [0, 1])
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
         model.top_features(k=0)
     with pytest.raises(TypeError, match="single str"):
         model.predict("a b")

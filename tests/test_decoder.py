@@ -266,7 +266,7 @@ def test_bad_input_errors() -> None:
         model.beam_search(src[:1], lengths[:1], beam_size=0, max_len=5)
     with pytest.raises(ValueError, match="one sentence at a time"):
         model.beam_search(src, lengths, beam_size=2, max_len=5)
-    with pytest.raises(ValueError, match="max_len must be >= 1"):
+    with pytest.raises(ValueError, match="max_len must be an integer >= 1"):
         model.greedy_decode(src, lengths, max_len=0)
     with pytest.raises(ValueError, match="unknown attention 'cosine'"):
         make_attention("cosine", 4, 4, 4)

@@ -147,7 +147,7 @@ def test_bad_settings_raise() -> None:
         Encoder(VOCAB, 6, 5, pooling="first")
     with pytest.raises(ValueError, match=r"embeddings must have shape .* \(30, 6\)"):
         Encoder(VOCAB, 6, 5, embeddings=torch.zeros(VOCAB, 7))
-    with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
+    with pytest.raises(ValueError, match="hidden_size must be an integer >= 1"):
         Encoder(VOCAB, 6, 0)
 
 

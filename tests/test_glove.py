@@ -221,7 +221,7 @@ def test_load_pretrained_glove_matches_the_package_files() -> None:
     assert kv.index_to_key[:3] == ["the", ",", "."]
     np.testing.assert_array_equal(kv["the"], raw[0])
     np.testing.assert_array_equal(kv[kv.index_to_key[999]], raw[999])
-    with pytest.raises(ValueError, match="limit must be a positive integer"):
+    with pytest.raises(ValueError, match="limit must be an integer >= 1"):
         load_pretrained_glove(limit=0)
 
 

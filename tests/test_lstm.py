@@ -216,7 +216,7 @@ def test_bad_cell_input_raises():
 
 @pytest.mark.parametrize("size", [0, -1, 2.5, True])
 def test_bad_sizes_raise(size):
-    with pytest.raises(ValueError, match="hidden_size must be a positive int"):
+    with pytest.raises(ValueError, match="hidden_size must be an integer >= 1"):
         LSTM(3, size)
 
 

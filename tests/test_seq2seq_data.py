@@ -104,7 +104,7 @@ def test_bad_input_errors() -> None:
         make_date_pairs(0, 0, 0)
     with pytest.raises(ValueError, match="style must lie in 0..5"):
         format_date(dt.date(2000, 1, 1), 6)
-    with pytest.raises(ValueError, match="max_size must be None or an integer >= 4"):
+    with pytest.raises(ValueError, match="max_size must be an integer >= 4"):
         seq2seq_vocab([["a"]], max_size=3)
     plain = seq2seq_vocab([["a"]])
     with pytest.raises(ValueError, match="2 sources but 1 targets"):
@@ -113,7 +113,7 @@ def test_bad_input_errors() -> None:
         PairDataset([["a"]], [["a"]], plain, Vocab.build([["a", "b"]]))
     with pytest.raises(ValueError, match="missing \\['title'\\]"):
         headline_pairs(pd.DataFrame({"text": ["x"]}))
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
         lead_baseline([["a"]], 0)
     with pytest.raises(ValueError, match="2 references but 1 candidates"):
         rouge_f1(["a", "b"], ["a"])

@@ -32,7 +32,7 @@ def test_seq_len_one_has_no_distractors():
 
 @pytest.mark.parametrize("bad", [0, -2])
 def test_bad_sizes_raise(bad):
-    with pytest.raises(ValueError, match="seq_len must be a positive int"):
+    with pytest.raises(ValueError, match="seq_len must be an integer >= 1"):
         first_token_recall(4, bad)
 
 

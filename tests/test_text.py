@@ -196,7 +196,7 @@ def test_sampler_without_shuffle_sorts_by_length() -> None:
 
 
 def test_sampler_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         BucketBatchSampler([1, 2], 0)
     with pytest.raises(ValueError, match="bucket_batches must be"):
         BucketBatchSampler([1, 2], 2, bucket_batches=0)

@@ -243,7 +243,7 @@ def test_bad_input_raises() -> None:
         fit(model, [], config=config())
     with pytest.raises(ValueError, match="schedule must be one of"):
         TrainConfig(schedule="step")
-    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1"):
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="no column 'val_recall'"):
         fit(model, text_loader(data, 8), text_loader(data, 8), config=config(monitor="recall"))
