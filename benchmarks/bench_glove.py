@@ -21,12 +21,7 @@ import time
 import torch
 
 from companion.config import device_name, get_device, machine_load
-from companion.embeddings_eval import (
-    SIMILARITY_FILES,
-    benchmark_path,
-    read_word_pairs,
-    similarity_score,
-)
+from companion.embeddings_eval import similarity_pairs, similarity_score
 from companion.glove import count_cooccurrences, news_texts, train_glove
 from companion.text import tokenize
 
@@ -76,8 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"mean time per epoch: {mean_epoch:.2f} s; {result.pairs_per_second / 1e6:.2f} M pairs/s")
     print(f"after: {machine_load()}")
     if args.eval:
-        pairs = read_word_pairs(benchmark_path(SIMILARITY_FILES["WS-353"]))
-        ws = similarity_score(result.keyed_vectors(), pairs, vocabulary=None)
+        ws = similarity_score(result.keyed_vectors(), similarity_pairs("WS-353"), vocabulary=None)
         print(f"WS-353 Spearman rho: {ws['score']:.3f} ({ws['coverage']}/{ws['n']} pairs covered)")
 
 

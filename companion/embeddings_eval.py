@@ -70,6 +70,14 @@ def read_word_pairs(path: str | Path) -> list[tuple[str, str, float]]:
     return pairs
 
 
+def similarity_pairs(name: str) -> list[tuple[str, str, float]]:
+    """The (word1, word2, human score) pairs of a benchmark named in ``SIMILARITY_FILES``."""
+    if name not in SIMILARITY_FILES:
+        choices = list(SIMILARITY_FILES)
+        raise ValueError(f"unknown similarity benchmark {name!r}; choose from {choices}")
+    return read_word_pairs(benchmark_path(SIMILARITY_FILES[name]))
+
+
 def read_analogies(path: str | Path) -> list[str]:
     """The lines of an analogy file: ``: section`` headers and lower-cased ``a b c d`` questions."""
     lines = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines()]
@@ -142,8 +150,8 @@ def evaluate_word_vectors(
     if vocabulary is not None:
         vocabulary = set(vocabulary)
     rows = []
-    for name, filename in SIMILARITY_FILES.items():
-        pairs = read_word_pairs(benchmark_path(filename))
+    for name in SIMILARITY_FILES:
+        pairs = similarity_pairs(name)
         rows.append(
             {"benchmark": name, "metric": "Spearman rho", **similarity_score(kv, pairs, vocabulary)}
         )

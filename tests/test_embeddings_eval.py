@@ -15,6 +15,7 @@ from companion.embeddings_eval import (
     nearest_neighbours,
     read_analogies,
     read_word_pairs,
+    similarity_pairs,
     similarity_score,
 )
 from companion.glove import to_keyed_vectors
@@ -94,3 +95,9 @@ def test_nearest_neighbours() -> None:
     table = nearest_neighbours(toy_vectors(), ["apple", "zebra"], topn=2)
     assert table.loc["apple", "#1"].startswith("pear ")
     assert table.loc["zebra", "#1"] == "(not in vocabulary)"
+
+
+def test_similarity_pairs_reads_the_named_benchmark() -> None:
+    assert similarity_pairs("WS-353") == read_word_pairs(benchmark_path("EN-WS-353-ALL.txt"))
+    with pytest.raises(ValueError, match="unknown similarity benchmark 'WS-999'"):
+        similarity_pairs("WS-999")

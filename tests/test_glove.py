@@ -7,12 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from companion.embeddings_eval import (
-    SIMILARITY_FILES,
-    benchmark_path,
-    read_word_pairs,
-    similarity_score,
-)
+from companion.embeddings_eval import similarity_pairs, similarity_score
 from companion.glove import (
     Cooccurrence,
     GloveParams,
@@ -155,7 +150,7 @@ def test_bbc_training_reaches_the_reference_quality() -> None:
     docs = [tokenize(text) for text in news_texts("bbc")]
     result = train_glove(count_cooccurrences(docs), epochs=25, device="cpu", progress=False)
     assert result.losses[-1] <= 0.007
-    ws353 = read_word_pairs(benchmark_path(SIMILARITY_FILES["WS-353"]))
+    ws353 = similarity_pairs("WS-353")
     assert similarity_score(result.keyed_vectors(), ws353, vocabulary=None)["score"] >= 0.165
 
 
