@@ -3,16 +3,11 @@
 ``fit(model, train_loader, val_loader, config=TrainConfig(...))`` trains with AdamW, a
 linear-warmup + constant/linear/cosine learning-rate schedule, gradient clipping and (on
 CUDA) bf16 autocast; it evaluates after every epoch, keeps the best weights by the
-monitored validation metric, stops early, and with a ``checkpoint_dir`` saves
-
-* ``best.safetensors``: the best weights so far;
-* ``epoch-NNN.safetensors`` + ``last_state.pt``: the weights, optimizer, scheduler, history
-  and every random-number-generator state at the end of the last finished epoch.
-
-Each file is written atomically, and ``last_state.pt`` is written after the weights it
-names, so an interruption at any moment leaves a consistent checkpoint; calling ``fit``
-again with the same ``checkpoint_dir`` resumes from it. On the CPU a resumed run ends with
-weights bit-identical to an uninterrupted one.
+monitored validation metric and stops early. With a ``checkpoint_dir`` it saves the best
+weights and, after every epoch, everything needed to resume (``companion.checkpoints``);
+calling ``fit`` again with the same ``checkpoint_dir`` resumes after the last finished
+epoch, and on a CPU ends with weights bit-identical to an uninterrupted run. A checkpoint
+that does not fit is refused before the model, the optimizer or any random state changes.
 
 Chapters with other batch formats pass their own ``step(model, batch, device) -> loss`` and
 ``evaluate(model, loader, device) -> dict``.
@@ -21,10 +16,9 @@ Chapters with other batch formats pass their own ``step(model, batch, device) ->
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,20 +26,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from companion.checkpoints import CheckpointError, Checkpoints, load_weights, rng_states
 from companion.checks import check_ints
 from companion.config import get_device, seed_everything
-from companion.io import atomic_write
 from companion.metrics import classification_metrics
 from companion.text import BucketBatchSampler, collate_batch
 
 SCHEDULES = ("constant", "linear", "cosine")
-BEST_FILE = "best.safetensors"
-STATE_FILE = "last_state.pt"
 # Settings that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = ("progress", "device", "checkpoint_dir")
 
@@ -205,21 +196,6 @@ def text_loader(
     )
 
 
-def _loader_generators(loader: Any) -> list[torch.Generator]:
-    """The torch generators that drive a DataLoader's shuffling (loader's and samplers')."""
-    found: list[torch.Generator] = []
-    for obj in (
-        loader,
-        getattr(loader, "sampler", None),
-        getattr(loader, "batch_sampler", None),
-        getattr(getattr(loader, "batch_sampler", None), "sampler", None),
-    ):
-        gen = getattr(obj, "generator", None)
-        if isinstance(gen, torch.Generator) and all(gen is not g for g in found):
-            found.append(gen)
-    return found
-
-
 def _set_epoch(loader: Any, epoch: int) -> None:
     """Tell epoch-aware samplers (``set_epoch``) which epoch's order to use."""
     seen: list[Any] = []
@@ -227,34 +203,6 @@ def _set_epoch(loader: Any, epoch: int) -> None:
         if hasattr(obj, "set_epoch") and all(obj is not s for s in seen):
             obj.set_epoch(epoch)
             seen.append(obj)
-
-
-def _rng_states(loader: Any) -> dict[str, Any]:
-    """Every random state a training epoch draws from."""
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),  # noqa: NPY002 (the legacy global state is what we save)
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "loader": [g.get_state() for g in _loader_generators(loader)],
-    }
-
-
-def _set_rng_states(states: dict[str, Any], loader: Any) -> None:
-    """Restore the states saved by ``_rng_states``."""
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])  # noqa: NPY002
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-    gens = _loader_generators(loader)
-    if len(gens) != len(states["loader"]):
-        raise ValueError(
-            f"the checkpoint saved {len(states['loader'])} DataLoader generator states but "
-            f"this train_loader has {len(gens)}: resume with a loader built the same way"
-        )
-    for gen, state in zip(gens, states["loader"], strict=True):
-        gen.set_state(state)
 
 
 def _comparable(config: TrainConfig) -> dict[str, Any]:
@@ -271,48 +219,73 @@ def _is_better(value: float, best: float, mode: str) -> bool:
     return value > best if mode == "max" else value < best
 
 
-def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
-    """Write ``model.state_dict()`` to a safetensors file, atomically.
+@dataclass
+class Progress:
+    """Where a run stands: one history row per finished epoch, the best epoch, the patience used."""
 
-    Each tensor is copied to the CPU first, so tensors that share storage (cuDNN's
-    flattened LSTM weights, tied embeddings) are saved as plain separate tensors.
-    """
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    rows: list[dict[str, float]] = field(default_factory=list)
+    best: float = float("nan")
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    stopped: bool = False
+
+    def record(self, row: dict[str, float], monitor: str, mode: str, patience: int | None) -> bool:
+        """Add one epoch's row; return whether it is the best so far (early stopping counts)."""
+        if monitor not in row:
+            raise ValueError(f"monitor {monitor!r}: no column {monitor!r} in {list(row)}")
+        self.rows.append(row)
+        improved = _is_better(row[monitor], self.best, mode)
+        if improved:
+            self.best, self.best_epoch, self.bad_epochs = row[monitor], int(row["epoch"]), 0
+        else:
+            self.bad_epochs += 1
+        self.stopped = patience is not None and self.bad_epochs >= patience
+        return improved
+
+    @classmethod
+    def from_checkpoint(cls, state: dict[str, Any], path: Path) -> Progress:
+        """The progress saved in a checkpoint state, checked (CheckpointError names ``path``)."""
+        saved = state["progress"]
+        types = {"rows": list, "best": float, "best_epoch": int, "bad_epochs": int, "stopped": bool}
+        if (
+            not isinstance(saved, dict)
+            or saved.keys() != types.keys()
+            or not all(isinstance(saved[k], t) for k, t in types.items())
+            or len(saved["rows"]) != state["epoch"]
+        ):
+            raise CheckpointError(
+                f"{path}: the saved progress is malformed. Delete {path.parent} to start "
+                "afresh, or pass another checkpoint_dir."
+            )
+        return cls(**saved)
 
 
-def load_weights(model: nn.Module, path: Path) -> None:
-    """Load weights written by ``save_weights`` into ``model`` (strict: same names, shapes)."""
-    model.load_state_dict(load_file(str(path)))
+def make_optimizer(
+    model: nn.Module, config: TrainConfig, steps_per_epoch: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW over the trainable parameters and its warmup + decay schedule."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    total = config.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(config.schedule, int(config.warmup_ratio * total), total)
+    )
+    return optimizer, scheduler
 
 
-class _Checkpoints:
-    """The files in ``checkpoint_dir``; every write is atomic."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.best = folder / BEST_FILE
-        self.state = folder / STATE_FILE
-
-    def save_best(self, model: nn.Module, epoch: int) -> None:
-        save_weights(model, self.best, {"epoch": str(epoch)})
-
-    def save_last(self, model: nn.Module, state: dict[str, Any]) -> None:
-        weights = self.folder / f"epoch-{state['epoch']:03d}.safetensors"
-        save_weights(model, weights)
-        state = {**state, "weights": weights.name}
-        atomic_write(self.state, lambda tmp: torch.save(state, tmp))
-        for old in self.folder.glob("epoch-*.safetensors"):
-            if old.name != weights.name:
-                old.unlink(missing_ok=True)
-
-    def load_last(self, model: nn.Module) -> dict[str, Any] | None:
-        if not self.state.exists():
-            return None
-        # weights_only=False: the file holds NumPy/Python RNG states, and fit wrote it itself.
-        state = torch.load(self.state, map_location="cpu", weights_only=False)
-        load_weights(model, self.folder / state["weights"])
-        return state
+def _check_inputs(model: nn.Module, train_loader: DataLoader, config: TrainConfig) -> int:
+    """Raise on unusable arguments to ``fit``; return the number of steps per epoch."""
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    try:
+        steps_per_epoch = len(train_loader)
+    except TypeError as err:
+        raise TypeError("train_loader must have a length (a map-style DataLoader)") from err
+    if steps_per_epoch == 0:
+        raise ValueError("train_loader yields no batches")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("the model has no trainable parameters")
+    return steps_per_epoch
 
 
 def fit(
@@ -328,100 +301,83 @@ def fit(
 
     Without ``val_loader`` the loop keeps the epoch with the lowest training loss and does
     not stop early. With ``config.checkpoint_dir`` holding a checkpoint, training resumes
-    after its last finished epoch (the other settings must be the same).
+    after its last finished epoch (the other settings must be the same); a checkpoint that
+    does not fit raises ``CheckpointError`` before the model is touched.
     """
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    try:
-        steps_per_epoch = len(train_loader)
-    except TypeError as err:
-        raise TypeError("train_loader must have a length (a map-style DataLoader)") from err
-    if steps_per_epoch == 0:
-        raise ValueError("train_loader yields no batches")
+    steps_per_epoch = _check_inputs(model, train_loader, config)
     device = get_device(config.device)
-    monitor, mode = (f"val_{config.monitor}", config.mode) if val_loader else ("train_loss", "min")
+    ckpt = Checkpoints(config.checkpoint_dir) if config.checkpoint_dir else None
+    optimizer, scheduler = make_optimizer(model, config, steps_per_epoch)
+    resume = ckpt.read(model, optimizer, _comparable(config), train_loader) if ckpt else None
+    progress = Progress.from_checkpoint(resume.state, ckpt.state) if resume else Progress()
     seed_everything(config.seed)
     model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("the model has no trainable parameters")
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    total = config.epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(config.schedule, int(config.warmup_ratio * total), total)
-    )
-    ckpt = _Checkpoints(config.checkpoint_dir) if config.checkpoint_dir else None
-    rows: list[dict[str, float]] = []
-    best, best_epoch, bad_epochs, stopped, start = float("nan"), 0, 0, False, 0
-    best_weights: dict[str, torch.Tensor] | None = None
-    saved = ckpt.load_last(model) if ckpt else None
-    if saved is not None:
-        if saved["config"] != _comparable(config):
-            raise ValueError(
-                f"{ckpt.state} was written with other settings {saved['config']}; resume with "
-                "the same TrainConfig or use a new checkpoint_dir"
-            )
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        rows, start, stopped = saved["history"], saved["epoch"], saved["stopped"]
-        best, best_epoch, bad_epochs = saved["best"], saved["best_epoch"], saved["bad_epochs"]
-        _set_rng_states(saved["rng"], train_loader)
+    if resume:
+        resume.restore(model, optimizer, scheduler, train_loader)
 
-    epochs = range(start, config.epochs) if not stopped else range(0)
-    bar = tqdm(
-        epochs, desc="epochs", disable=not config.progress, initial=start, total=config.epochs
-    )
+    monitor, mode = (f"val_{config.monitor}", config.mode) if val_loader else ("train_loss", "min")
+    patience = config.patience if val_loader is not None else None
+    start, best_weights = len(progress.rows), None
+    epochs = range(0) if progress.stopped else range(start, config.epochs)
+    bar = tqdm(epochs, desc="epochs", disable=not config.progress, initial=start,
+               total=config.epochs)  # fmt: skip
     for epoch in bar:
-        tic = time.perf_counter()
-        train_loss, lr = _train_epoch(
-            model, train_loader, optimizer, scheduler, step, device, config, epoch
-        )
-        row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr}
-        if val_loader is not None:
-            row |= {f"val_{k}": float(v) for k, v in evaluate(model, val_loader, device).items()}
-        row["seconds"] = time.perf_counter() - tic
-        rows.append(row)
-        if monitor not in row:
-            raise ValueError(f"monitor {config.monitor!r}: no column {monitor!r} in {list(row)}")
-        if _is_better(row[monitor], best, mode):
-            best, best_epoch, bad_epochs = row[monitor], epoch + 1, 0
+        row = _run_epoch(model, train_loader, val_loader, optimizer, scheduler, step, evaluate,
+                         device, config, epoch)  # fmt: skip
+        if progress.record(row, monitor, mode, patience):
             if ckpt:
                 ckpt.save_best(model, epoch + 1)
             else:
                 best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        else:
-            bad_epochs += 1
-        stopped = (
-            val_loader is not None
-            and config.patience is not None
-            and (bad_epochs >= config.patience)
-        )
-        bar.set_postfix({"loss": f"{train_loss:.4f}", monitor: f"{row[monitor]:.4f}"})
+        bar.set_postfix({"loss": f"{row['train_loss']:.4f}", monitor: f"{row[monitor]:.4f}"})
         if ckpt:
             ckpt.save_last(model, {
-                "epoch": epoch + 1, "config": _comparable(config), "history": rows,
+                "epoch": epoch + 1, "config": _comparable(config), "progress": asdict(progress),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-                "stopped": stopped, "rng": _rng_states(train_loader),
+                "rng": rng_states(train_loader),
             })  # fmt: skip
-        if stopped:
+        if progress.stopped:
             break
     bar.close()
 
-    if ckpt and ckpt.best.exists():
-        load_weights(model, ckpt.best)
+    if ckpt and ckpt.best_sha256:
+        load_weights(model, ckpt.best, ckpt.best_sha256)
     elif best_weights is not None:
         model.load_state_dict(best_weights)
     return TrainResult(
-        history=pd.DataFrame(rows),
-        best_metric=best,
-        best_epoch=best_epoch,
-        best_path=ckpt.best if ckpt else None,
+        history=pd.DataFrame(progress.rows),
+        best_metric=progress.best,
+        best_epoch=progress.best_epoch,
+        best_path=ckpt.best if ckpt and ckpt.best_sha256 else None,
         monitor=monitor,
-        stopped_early=stopped,
+        stopped_early=progress.stopped,
         resumed_from=start,
         device=str(device),
     )
+
+
+def _run_epoch(
+    model: nn.Module,
+    train_loader: DataLoader,
+    val_loader: DataLoader | None,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    step: Step,
+    evaluate: Evaluate,
+    device: torch.device,
+    config: TrainConfig,
+    epoch: int,
+) -> dict[str, float]:
+    """Train one epoch, then evaluate; the epoch's history row."""
+    tic = time.perf_counter()
+    train_loss, lr = _train_epoch(
+        model, train_loader, optimizer, scheduler, step, device, config, epoch
+    )
+    row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr}
+    if val_loader is not None:
+        row |= {f"val_{k}": float(v) for k, v in evaluate(model, val_loader, device).items()}
+    row["seconds"] = time.perf_counter() - tic
+    return row
 
 
 def _train_epoch(

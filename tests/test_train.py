@@ -13,8 +13,10 @@ import pytest
 import torch
 from safetensors import safe_open
 from sklearn.metrics import accuracy_score, f1_score, log_loss
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 from torch.utils.data import DataLoader
 
+from companion.checkpoints import load_weights
 from companion.classifier import NewsClassifier
 from companion.config import seed_everything
 from companion.encoder import Encoder
@@ -24,7 +26,6 @@ from companion.train import (
     classification_step,
     evaluate_classifier,
     fit,
-    load_weights,
     lr_lambda,
     predict,
     text_loader,
@@ -289,3 +290,108 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path) -> None:
     resumed = fit(resumed_model, loader, config=config(tmp_path / "b"))
     assert resumed.resumed_from == 1
     assert_same_weights(weights(resumed_model), weights(straight))
+
+
+class Scalar(torch.nn.Module):
+    """One trainable number: with loss = w the gradient is exactly 1 at every step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+
+def trajectory(schedule: str, warmup_ratio: float, epochs: int = 3, steps: int = 5) -> list[float]:
+    """The value of w seen at every step of ``fit`` (plus the final one), loss = w."""
+    seen: list[float] = []
+
+    def step(model, batch, device):  # noqa: ANN001, ANN202
+        seen.append(float(model.w.detach()))
+        return model.w * 1.0
+
+    model = Scalar()
+    cfg = config(epochs=epochs, lr=0.1, schedule=schedule, warmup_ratio=warmup_ratio,
+                 clip_norm=None)  # fmt: skip
+    fit(model, [None] * steps, config=cfg, step=step)
+    return [*seen, float(model.w)]
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine", "constant"])
+def test_each_update_follows_the_warmup_and_schedule(schedule: str) -> None:
+    """Adam's first moments are exact here (m/sqrt(v) = 1), so each step moves w by -lr_t."""
+    w = trajectory(schedule, warmup_ratio=0.2)  # 15 steps, 3 of warmup
+    decay = {
+        "linear": lambda s: 1 - (s - 3) / 12,
+        "cosine": lambda s: 0.5 * (1 + math.cos(math.pi * (s - 3) / 12)),
+        "constant": lambda s: 1.0,
+    }[schedule]
+    expected = [0.1 * ((s + 1) / 4 if s < 3 else decay(s)) for s in range(15)]
+    steps = [a - b for a, b in zip(w, w[1:], strict=False)]
+    np.testing.assert_allclose(steps, expected, rtol=1e-5, atol=2e-7)  # float32 w
+
+
+def test_gradients_are_clipped_before_the_optimizer_steps() -> None:
+    """An optimizer pre-step hook (outside fit) sees the gradient norm the update uses."""
+    norms: list[float] = []
+
+    def record(optimizer, args, kwargs):  # noqa: ANN001, ANN202
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"]]
+        norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
+
+    handle = register_optimizer_step_pre_hook(record)
+    try:
+        for clip in (0.5, None):
+            fit(Scalar(), [None] * 3, config=config(epochs=1, clip_norm=clip),
+                step=lambda model, batch, device: 100.0 * model.w)  # fmt: skip
+    finally:
+        handle.remove()
+    np.testing.assert_allclose(norms, [0.5] * 3 + [100.0] * 3, rtol=1e-5)
+
+
+def scripted_from(values: list[float], start: int, calls: list[int]):  # noqa: ANN201
+    """An evaluate returning ``values[start], values[start + 1], ...``; counts its calls."""
+
+    def evaluate(model, loader, device):  # noqa: ANN001, ANN202
+        calls.append(start + len(calls))
+        return {"macro_f1": values[calls[-1]]}
+
+    return evaluate
+
+
+# Best at epoch 2; patience 3 stops after epoch 5. A resume that forgot the best (0.7 at
+# epoch 4 would win) or the patience count (0.95 at epoch 6 would be reached) ends elsewhere.
+F1 = [0.5, 0.9, 0.6, 0.7, 0.65, 0.95, 0.99, 0.99, 0.99, 0.99]
+
+
+def test_resume_keeps_best_epoch_and_patience_and_never_restarts(tmp_path: Path) -> None:
+    loader, vocab = loaders("bucket")
+    cfg = {"epochs": 10, "patience": 3}
+    straight = toy_model(vocab)
+    full = fit(straight, loader, loader, config=config(tmp_path / "a", **cfg),
+               evaluate=scripted_from(F1, 0, []))  # fmt: skip
+    assert (full.best_epoch, full.stopped_early, len(full.history)) == (2, True, 5)
+
+    calls = 0
+
+    def dies_in_epoch_4(model, batch, device):  # noqa: ANN001, ANN202
+        nonlocal calls
+        calls += 1
+        if calls == 3 * len(loader) + 1:
+            raise Interrupted
+        return classification_step(model, batch, device)
+
+    with pytest.raises(Interrupted):
+        fit(toy_model(vocab), loader, loader, config=config(tmp_path / "b", **cfg),
+            step=dies_in_epoch_4, evaluate=scripted_from(F1, 0, []))  # fmt: skip
+    model, evaluated = toy_model(vocab), []
+    resumed = fit(model, loader, loader, config=config(tmp_path / "b", **cfg),
+                  evaluate=scripted_from(F1, 3, evaluated))  # fmt: skip
+    assert resumed.resumed_from == 3 and evaluated == [3, 4]
+    assert (resumed.best_epoch, resumed.best_metric, resumed.stopped_early) == (2, 0.9, True)
+    assert len(resumed.history) == 5
+    assert_same_weights(weights(model), weights(straight))
+
+    again, evaluated = toy_model(vocab), []
+    stopped = fit(again, loader, loader, config=config(tmp_path / "b", **cfg),
+                  evaluate=scripted_from(F1, 5, evaluated))  # fmt: skip
+    assert evaluated == [] and stopped.stopped_early and len(stopped.history) == 5
+    assert_same_weights(weights(again), weights(straight))
