@@ -43,11 +43,30 @@ def choose(full: T, smoke: T) -> T:
     return smoke if is_smoke() else full
 
 
+class DataDirError(FileNotFoundError):
+    """A data-folder setting (``COMPANION_DATA`` or ``data_dir=``) names no existing folder."""
+
+
+def existing_folder(path: Path, setting: str) -> Path:
+    """``path`` when it is an existing folder; else a DataDirError naming ``setting``."""
+    if not path.is_dir():
+        state = "is not a folder" if path.exists() else "does not exist"
+        raise DataDirError(
+            f"{setting} points to {path}, which {state}. Point it at the folder that holds the "
+            "data sets (e.g. ../shared/data), or leave it unset to search the default places."
+        )
+    return path
+
+
 def data_dirs() -> list[Path]:
-    """Folders searched for local data, in order: $COMPANION_DATA, ./data, ../shared/data."""
+    """Folders searched for local data, in order: $COMPANION_DATA, ./data, ../shared/data.
+
+    A set ``COMPANION_DATA`` that names no existing folder is an error (DataDirError); the
+    two default places are only searched, so their absence is not.
+    """
     dirs = []
-    if os.environ.get(DATA_ENV):
-        dirs.append(Path(os.environ[DATA_ENV]).expanduser())
+    if value := os.environ.get(DATA_ENV):
+        dirs.append(existing_folder(Path(value).expanduser(), f"{DATA_ENV}={value!r}"))
     dirs += [REPO_ROOT / "data", REPO_ROOT.parent / "shared" / "data"]
     unique: list[Path] = []
     for d in dirs:

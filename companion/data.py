@@ -18,32 +18,38 @@ Three data sets are registered (``REGISTRY``):
 * ``"ag_news"``: the official test split only, offline; see ``load_dataset``.
 
 Local copies are searched in ``companion.config.data_dirs()`` (``$COMPANION_DATA``,
-``./data``, ``../shared/data``) or in ``data_dir``. Parsed data are cached per process;
-every call returns a fresh copy.
+``./data``, ``../shared/data``) or in ``data_dir``; a ``COMPANION_DATA`` or ``data_dir`` that
+names no folder is an error. Parsed data are cached per process, keyed on each file's
+sha256 (BBC: each file's inode, size and times), and every call returns a fresh copy.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import html
+import http.client
 import importlib.util
+import io
 import re
+import shutil
 import tarfile
+import urllib.error
 import urllib.request
 import warnings
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from companion.config import data_dirs
-from companion.io import atomic_write, file_digest, sha256_file
+from companion.config import data_dirs, existing_folder
+from companion.io import atomic_write, bytes_digest, file_digest, sha256_file
 
 COLUMNS = ["text", "title", "label", "label_name", "split"]
 SPLITS = ("train", "validation", "test")
@@ -51,6 +57,10 @@ SPLITS = ("train", "validation", "test")
 
 class DatasetNotFoundError(FileNotFoundError):
     """A data set's files are in none of the searched places."""
+
+
+class DownloadError(DatasetNotFoundError):
+    """A missing data set could not be downloaded (offline, or the server refused)."""
 
 
 class DataError(ValueError):
@@ -178,9 +188,18 @@ def check_digest(what: str, expected: str, actual: str) -> None:
         )
 
 
-def search_dirs(data_dir: str | Path | None) -> list[Path]:
-    """Folders to search: ``[data_dir]`` when given, else ``companion.config.data_dirs()``."""
-    return [Path(data_dir).expanduser()] if data_dir is not None else data_dirs()
+def search_dirs(data_dir: str | Path | None, download: bool = False) -> list[Path]:
+    """Folders to search: ``[data_dir]`` when given, else ``companion.config.data_dirs()``.
+
+    A ``data_dir`` that is not an existing folder is a DataDirError, unless ``download``
+    may create it (it does not exist yet).
+    """
+    if data_dir is None:
+        return data_dirs()
+    path = Path(data_dir).expanduser()
+    if download and not path.exists():
+        return [path]
+    return [existing_folder(path, f"data_dir={str(data_dir)!r}")]
 
 
 def find_file(info: DatasetInfo, relpath: str, dirs: Sequence[Path]) -> Path:
@@ -196,10 +215,33 @@ def find_file(info: DatasetInfo, relpath: str, dirs: Sequence[Path]) -> Path:
     )
 
 
-def file_stamp(path: Path) -> tuple[int, int]:
-    """(mtime in ns, size) of a file: a cache key part, so a replaced file is parsed again."""
+def file_stamp(path: Path) -> tuple[int, ...]:
+    """(device, inode, size, mtime, ctime) of a file: changes when it is replaced or rewritten."""
     st = path.stat()
-    return st.st_mtime_ns, st.st_size
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def tree_stamp(root: Path) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """``file_stamp`` of every file under ``root``, by relative path: a folder's cache key."""
+    return tuple(
+        (p.relative_to(root).as_posix(), file_stamp(p))
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    )
+
+
+# what a failed download raises (HTTPError is a URLError; timeouts and resets are OSErrors)
+NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
+
+
+def download_error(url: str, err: Exception, by_hand: str) -> DownloadError:
+    """A DownloadError saying which ``url`` failed, why, and how to get the file by hand."""
+    if isinstance(err, urllib.error.HTTPError):
+        why = f"the server answered HTTP {err.code} {err.reason}"
+    else:
+        reason = getattr(err, "reason", err)
+        why = f"{reason}; this machine seems to be offline (or cannot reach the server)"
+    return DownloadError(f"could not download {url}: {why}.\n{by_hand}")
 
 
 # ---------------------------------------------------------------- BBC News
@@ -226,8 +268,11 @@ def decode_bbc(data: bytes) -> str:
 
 
 @lru_cache(maxsize=4)
-def parse_bbc(root: Path, expected: str) -> pd.DataFrame:
-    """All BBC files (verified) as rows text/title/label_name/path, exact duplicates kept."""
+def parse_bbc(root: Path, expected: str, stamp: tuple) -> pd.DataFrame:
+    """All BBC files (verified) as rows text/title/label_name/path, exact duplicates kept.
+
+    ``stamp`` (see ``tree_stamp``) is only part of the cache key.
+    """
     files = sorted(p for p in root.rglob("*") if p.is_file())
     members = [(p.relative_to(root).as_posix(), p.read_bytes()) for p in files]
     check_digest(f"bbc files under {root}", expected, content_digest(members))
@@ -247,7 +292,8 @@ def parse_bbc(root: Path, expected: str) -> pd.DataFrame:
 def load_bbc(dirs: Sequence[Path], download: bool) -> tuple[pd.DataFrame, dict]:
     """BBC rows with duplicate bodies dropped (first file in path order kept)."""
     info = REGISTRY["bbc"]
-    raw = parse_bbc(bbc_root(), info.files["bbcnews/data"])
+    root = bbc_root()
+    raw = parse_bbc(root, info.files["bbcnews/data"], tree_stamp(root))
     unique = raw.drop_duplicates("text", keep="first")
     note = (
         f"{len(raw)} files, {len(unique)} unique bodies: "
@@ -259,10 +305,13 @@ def load_bbc(dirs: Sequence[Path], download: bool) -> tuple[pd.DataFrame, dict]:
 # ---------------------------------------------------------------- 20 Newsgroups
 
 
-def tar_members(path: Path) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of every regular file in a tar archive; broken archives -> DataError."""
+def tar_members(path: Path, data: bytes) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of every regular file in the tar archive ``data`` read from ``path``.
+
+    A broken archive is a DataError naming ``path``.
+    """
     try:
-        with tarfile.open(path, "r:*") as tar:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
             for member in tar:
                 if member.isfile():
                     f = tar.extractfile(member)
@@ -284,12 +333,12 @@ def subject_of(post: str) -> str:
 
 
 @lru_cache(maxsize=4)
-def parse_newsgroups(path: Path, expected: str, stamp: tuple[int, int]) -> pd.DataFrame:
-    """All posts of the by-date archive (verified), with their official split.
+def parse_newsgroups(path: Path, expected: str, sha256: str) -> pd.DataFrame:
+    """All posts of the by-date archive (its contents verified), with their official split.
 
-    ``stamp`` (see ``file_stamp``) is only part of the cache key.
+    ``sha256`` (the archive file's) is only part of the cache key.
     """
-    members = list(tar_members(path))
+    members = list(tar_members(path, path.read_bytes()))
     check_digest(f"the contents of {path}", expected, content_digest(members))
     known = set(NEWSGROUPS)
     rows = []
@@ -306,13 +355,21 @@ def parse_newsgroups(path: Path, expected: str, stamp: tuple[int, int]) -> pd.Da
     return pd.DataFrame(rows, columns=["text", "title", "label_name", "split"])
 
 
-def fetch_newsgroups_online() -> pd.DataFrame:
-    """Both official splits through scikit-learn's downloader (checks the archive's sha256)."""
+def fetch_newsgroups_online(by_hand: Path) -> pd.DataFrame:
+    """Both official splits through scikit-learn's downloader (checks the archive's sha256).
+
+    If it fails, the DownloadError says to save the archive as ``by_hand`` instead.
+    """
     from sklearn.datasets import fetch_20newsgroups
+    from sklearn.datasets._twenty_newsgroups import ARCHIVE
 
     frames = []
     for split in ("train", "test"):
-        bunch = fetch_20newsgroups(subset=split, shuffle=False, download_if_missing=True)
+        try:
+            bunch = fetch_20newsgroups(subset=split, shuffle=False, download_if_missing=True)
+        except NETWORK_ERRORS as err:
+            how = f"Download it by hand and save it as {by_hand}."
+            raise download_error(ARCHIVE.url, err, how) from err
         names = [bunch.target_names[t] for t in bunch.target]
         titles = [subject_of(post) for post in bunch.data]
         frames.append(
@@ -352,11 +409,11 @@ def load_newsgroups(
     relpath = "20newsgroups/20news-bydate.tar.gz"
     try:
         path = find_file(info, relpath, dirs)
-        df = parse_newsgroups(path, info.files[relpath], file_stamp(path)).copy()
+        df = parse_newsgroups(path, info.files[relpath], sha256_file(path)).copy()
     except DatasetNotFoundError:
         if not download:
             raise
-        df = fetch_newsgroups_online()
+        df = fetch_newsgroups_online(dirs[0] / relpath)
     df["text"] = strip_newsgroups(df["text"], remove)
     empty = int((df["text"].str.strip() == "").sum())
     note = f"official by-date train/test split; remove={tuple(remove)}"
@@ -385,52 +442,81 @@ def entity_char(code: int) -> str:
     return chr(code)
 
 
-@lru_cache(maxsize=4)
-def parse_ag_csv(path: Path, expected: str | None, stamp: tuple[int, int]) -> pd.DataFrame:
-    """Rows of an AG News CSV (verified when a digest is pinned), text decoded.
+def decode_utf8(path: Path, data: bytes) -> str:
+    """``data`` (read from ``path``) as UTF-8 text, a leading BOM dropped; else a DataError."""
+    data = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise DataError(
+            f"{path} line {line}: not valid UTF-8 (byte {data[err.start]:#04x}: {err.reason}). "
+            "The file is corrupt or in another encoding; fetch it again or save it as UTF-8."
+        ) from err
 
-    ``stamp`` (see ``file_stamp``) is only part of the cache key.
-    ``text`` is the description, or the title when the description is empty.
+
+def ag_row(path: Path, line: int, row: list[str]) -> tuple[str, str, str]:
+    """(text, title, class name) of one AG News CSV row; a malformed row is a DataError.
+
+    ``text`` is the decoded description, or the title when that is blank.
     """
-    if expected is not None:
-        check_digest(str(path), expected, sha256_file(path))
-    rows = []
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f)
-        for row in reader:
-            line = reader.line_num
-            if len(row) != 3:
-                raise DataError(
-                    f"{path} line {line}: expected 3 fields (label,title,description), "
-                    f"got {len(row)}: {row!r:.120}"
-                )
-            label, title, desc = row
-            if label not in AG_NEWS_CLASSES:
-                raise DataError(
-                    f"{path} line {line}: label {label!r} is not one of {sorted(AG_NEWS_CLASSES)}"
-                )
-            if not desc.strip() and not title.strip():
-                raise DataError(f"{path} line {line}: empty text (no title, no description)")
-            title = decode_ag_text(title)
-            rows.append((decode_ag_text(desc) or title, title, AG_NEWS_CLASSES[label]))
+    if len(row) != 3:
+        raise DataError(
+            f"{path} line {line}: expected 3 fields (label,title,description), "
+            f"got {len(row)}: {row!r:.120}"
+        )
+    label, title, desc = row
+    if label not in AG_NEWS_CLASSES:
+        raise DataError(
+            f"{path} line {line}: label {label!r} is not one of {sorted(AG_NEWS_CLASSES)}"
+        )
+    title, text = decode_ag_text(title).strip(), decode_ag_text(desc).strip()
+    if not (text or title):
+        raise DataError(f"{path} line {line}: empty text (blank title and description)")
+    return text or title, title, AG_NEWS_CLASSES[label]
+
+
+@lru_cache(maxsize=4)
+def parse_ag_csv(path: Path, pinned: tuple[str, str], sha256: str) -> pd.DataFrame:
+    """Rows text/title/label_name of an AG News CSV, checked against ``pinned``.
+
+    ``pinned`` is (hashlib algorithm, hex digest); ``sha256`` (the file's) is only part of
+    the cache key. Rows are parsed from the same bytes that were checked.
+    """
+    data = path.read_bytes()
+    algorithm, expected = pinned
+    check_digest(str(path), expected, bytes_digest(data, algorithm))
+    reader = csv.reader(io.StringIO(decode_utf8(path, data), newline=""))
+    rows = [ag_row(path, reader.line_num, row) for row in reader]
     if not rows:
         raise DataError(f"{path}: no rows")
     return pd.DataFrame(rows, columns=["text", "title", "label_name"])
 
 
+def fetch_checked(url: str, md5: str, dest: Path, tmp: Path) -> None:
+    """Download ``url`` into ``tmp`` and check its md5; a network failure is a DownloadError."""
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+            shutil.copyfileobj(response, out)
+    except NETWORK_ERRORS as err:
+        by_hand = (
+            f"Download it by hand and save it as {dest}, or point COMPANION_DATA / data_dir "
+            f"at a folder holding ag_news/{dest.name}."
+        )
+        raise download_error(url, err, by_hand) from err
+    check_digest(url, md5, file_digest(tmp, "md5"))
+
+
 def download_ag_news(target: Path) -> None:
-    """Download AG News train.csv and test.csv into ``target/ag_news`` (md5-checked, atomic)."""
+    """Download AG News train.csv and test.csv into ``target/ag_news`` (md5-checked, atomic).
+
+    A file appears only once complete and verified; a failed download leaves no temporary
+    file and no folder it created (a file fetched before the failure is kept).
+    """
     for fname, (url, md5) in REGISTRY["ag_news"].urls.items():
         dest = target / "ag_news" / fname
-        if dest.is_file():
-            continue
-
-        def fetch(tmp: Path, url: str = url, md5: str = md5) -> None:
-            with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
-                out.write(response.read())
-            check_digest(url, md5, file_digest(tmp, "md5"))
-
-        atomic_write(dest, fetch)
+        if not dest.is_file():
+            atomic_write(dest, partial(fetch_checked, url, md5, dest))
 
 
 def load_ag_news(dirs: Sequence[Path], download: bool) -> tuple[pd.DataFrame, dict]:
@@ -443,11 +529,12 @@ def load_ag_news(dirs: Sequence[Path], download: bool) -> tuple[pd.DataFrame, di
             raise
         download_ag_news(dirs[0])
         test_path = dirs[0] / "ag_news" / "test.csv"
-    test = parse_ag_csv(test_path, info.files["ag_news/test.csv"], file_stamp(test_path)).copy()
+    test_pin = ("sha256", info.files["ag_news/test.csv"])
+    test = parse_ag_csv(test_path, test_pin, sha256_file(test_path)).copy()
     train_path = test_path.with_name("train.csv")
     if train_path.is_file():
-        train = parse_ag_csv(train_path, None, file_stamp(train_path)).copy()
-        check_digest(str(train_path), info.urls["train.csv"][1], file_digest(train_path, "md5"))
+        train_pin = ("md5", info.urls["train.csv"][1])
+        train = parse_ag_csv(train_path, train_pin, sha256_file(train_path)).copy()
         train["split"], test["split"] = "train", "test"
         note = "official AG News train/test split; validation carved from train"
         return pd.concat([train, test], ignore_index=True), {"note": note, "official_split": True}
@@ -455,7 +542,8 @@ def load_ag_news(dirs: Sequence[Path], download: bool) -> tuple[pd.DataFrame, di
         f"only the official AG News *test* split ({len(test)} rows) is available in "
         f"{test_path.parent}: train/validation/test here are a re-split of that test file, "
         "not the benchmark split (120,000 train / 7,600 test); results are not comparable "
-        "with published AG News numbers. Get train.csv with download=True."
+        f"with published AG News numbers. Get train.csv from {info.urls['train.csv'][0]} "
+        "into that folder, or use download=True with data_dir= a writable folder."
     )
     warnings.warn(note, UserWarning, stacklevel=3)
     return test, {"note": note, "official_split": False}
@@ -526,7 +614,7 @@ def load_dataset(
             f"it accepts {list(info.options) or 'none'}"
         )
     check_fractions(val_size, test_size)
-    df, attrs = LOADERS[name](search_dirs(data_dir), download, **options)
+    df, attrs = LOADERS[name](search_dirs(data_dir, download), download, **options)
     names = label_names(name)
     df = df.reset_index(drop=True)
     df["label"] = df["label_name"].map({c: i for i, c in enumerate(names)}).astype("int64")

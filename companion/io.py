@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -10,17 +11,26 @@ from pathlib import Path
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place.
+
+    If ``write`` fails, the temporary file and any folders created for ``path`` are removed.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    created = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # deepest first
     try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            write(Path(tmp_name))
+            os.replace(tmp_name, path)
+        finally:
+            Path(tmp_name).unlink(missing_ok=True)
+    except BaseException:
+        for folder in created:
+            with contextlib.suppress(OSError):  # not empty: something else wrote there meanwhile
+                folder.rmdir()
+        raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -28,12 +38,24 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def _hasher(algorithm: str) -> hashlib._Hash:
+    """A ``hashlib`` object (md5 is flagged as not for security: only to match publishers)."""
+    return hashlib.new(algorithm, usedforsecurity=algorithm != "md5")
+
+
 def file_digest(path: Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
     """A file's hex digest with a ``hashlib`` algorithm (md5 only to match publishers)."""
-    digest = hashlib.new(algorithm, usedforsecurity=algorithm != "md5")
+    digest = _hasher(algorithm)
     with open(path, "rb") as f:
         while block := f.read(chunk):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def bytes_digest(data: bytes, algorithm: str = "sha256") -> str:
+    """The hex digest of ``data`` with a ``hashlib`` algorithm."""
+    digest = _hasher(algorithm)
+    digest.update(data)
     return digest.hexdigest()
 
 

@@ -72,7 +72,7 @@ def make_date_pairs(n_train: int, n_val: int, n_test: int, seed: int = 0) -> pd.
     """
     sizes = {"train": n_train, "validation": n_val, "test": n_test}
     n_days = (LAST_DAY - FIRST_DAY).days + 1
-    check_ints(0, **{f"n_{name}": size for name, size in sizes.items()})
+    check_ints(0, **{f"n_{name}": size for name, size in sizes.items()}, seed=seed)
     total = sum(sizes.values())
     if not 0 < total <= n_days:
         raise ValueError(f"need 1..{n_days} pairs in all (one per distinct day), got {total}")

@@ -51,9 +51,13 @@ class Vocab:
         itos = list(itos)
         if itos[:2] != [PAD, UNK]:
             raise ValueError(f"a vocabulary must start with {PAD!r}, {UNK!r}; got {itos[:2]}")
-        if len(set(itos)) != len(itos):
-            dupes = sorted(t for t, c in Counter(itos).items() if c > 1)
-            raise ValueError(f"duplicate tokens in vocabulary: {dupes[:10]}")
+        first: dict[str, int] = {}
+        for i, token in enumerate(itos):
+            if not isinstance(token, str):
+                raise TypeError(f"vocabulary entry {i} is {token!r}, not a str token")
+            if token in first:
+                raise ValueError(f"duplicate token {token!r} at entries {first[token]} and {i}")
+            first[token] = i
         self.itos: list[str] = itos
         self.stoi: dict[str, int] = {t: i for i, t in enumerate(itos)}
 
@@ -114,14 +118,19 @@ class Vocab:
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:
-        """Read a vocabulary written by ``save``."""
+        """Read a vocabulary written by ``save``; a malformed file is a ValueError naming it."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"{path} is not a vocabulary JSON file: {err}") from err
         if not isinstance(data, dict) or not isinstance(data.get("itos"), list):
             raise ValueError(f"{path} is not a vocabulary file: expected an object with 'itos'")
-        return cls(data["itos"])
+        try:
+            return cls(data["itos"])
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"{path} is not a valid vocabulary: {err}; rebuild it and write it with Vocab.save"
+            ) from err
 
 
 class TextClassificationDataset(Dataset):
@@ -170,6 +179,18 @@ def collate_batch(
     return ids, lengths, labels
 
 
+def check_lengths(lengths: Sequence[int]) -> np.ndarray:
+    """``lengths`` as a 1-d int64 array; a ValueError unless they are integers >= 0."""
+    array = np.asarray(lengths)
+    if array.ndim != 1:
+        raise ValueError(f"lengths must be 1-d, got shape {array.shape}")
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"lengths must be integers, got dtype {array.dtype}: {array[:5]}")
+    if array.size and array.min() < 0:
+        raise ValueError(f"lengths must be >= 0, got {array.min()} at index {array.argmin()}")
+    return array.astype(np.int64)
+
+
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of indices of similar length, so little of each batch is padding.
 
@@ -189,9 +210,11 @@ class BucketBatchSampler(Sampler[list[int]]):
         bucket_batches: int = 100,
     ) -> None:
         check_ints(batch_size=batch_size, bucket_batches=bucket_batches)
-        self.lengths = np.asarray(lengths, dtype=np.int64)
-        if self.lengths.ndim != 1:
-            raise ValueError(f"lengths must be 1-d, got shape {self.lengths.shape}")
+        check_ints(0, seed=seed)
+        for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
+            if not isinstance(flag, bool | np.bool_):
+                raise TypeError(f"{name} must be True or False, got {flag!r}")
+        self.lengths = check_lengths(lengths)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
@@ -201,6 +224,7 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def set_epoch(self, epoch: int) -> None:
         """Use the order of epoch ``epoch`` (call before each epoch for a fresh shuffle)."""
+        check_ints(0, epoch=epoch)
         self.epoch = epoch
 
     def __len__(self) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 import pytest
 import torch
 
@@ -36,16 +39,43 @@ def test_data_dirs_put_the_environment_variable_first(monkeypatch, tmp_path) -> 
     assert len({d.resolve() for d in dirs}) == len(dirs)
 
 
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_data_dirs_reject_a_setting_that_points_nowhere(monkeypatch, tmp_path, kind) -> None:
+    target = tmp_path / "no such folder"
+    if kind == "file":
+        target.write_text("not a folder")
+    monkeypatch.setenv(config.DATA_ENV, str(target))
+    state = "is not a folder" if kind == "file" else "does not exist"
+    message = f"COMPANION_DATA='{target}' points to {target}, which {state}"
+    with pytest.raises(config.DataDirError, match=re.escape(message)):
+        config.data_dirs()
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_absent_default_data_dirs_are_searched_quietly(monkeypatch, tmp_path, value) -> None:
+    if value is None:
+        monkeypatch.delenv(config.DATA_ENV, raising=False)
+    else:
+        monkeypatch.setenv(config.DATA_ENV, value)  # set but empty counts as unset
+    monkeypatch.setattr(config, "REPO_ROOT", tmp_path / "repo")
+    assert config.data_dirs() == [tmp_path / "repo" / "data", tmp_path / "shared" / "data"]
+
+
 def test_cache_dir_is_created(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv(config.CACHE_ENV, str(tmp_path / "cache"))
     assert config.cache_dir().is_dir()
 
 
-def test_device_selection_and_name() -> None:
+def test_device_selection_and_name(monkeypatch) -> None:
     assert config.get_device("cpu") == torch.device("cpu")
-    expected = "cuda" if torch.cuda.is_available() else None
-    assert config.get_device().type in {expected, "mps", "cpu"}
-    assert "cores" in config.device_name(torch.device("cpu"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert config.get_device() == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert config.get_device() == torch.device("cpu")
+    monkeypatch.setattr(config, "cpu_model", lambda: "Test CPU")
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    assert config.device_name(torch.device("cpu")) == "Test CPU (3 cores)"
 
 
 def test_seed_everything_repeats_random_draws() -> None:

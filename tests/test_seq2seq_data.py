@@ -100,6 +100,8 @@ def test_rouge_hand_example() -> None:
 def test_bad_input_errors() -> None:
     with pytest.raises(ValueError, match="n_train must be an integer >= 0"):
         make_date_pairs(-1, 1, 1)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
+        make_date_pairs(1, 1, 1, seed=-1)
     with pytest.raises(ValueError, match="need 1..73049 pairs"):
         make_date_pairs(0, 0, 0)
     with pytest.raises(ValueError, match="style must lie in 0..5"):

@@ -81,8 +81,10 @@ def test_vocab_rejects_strings_and_bad_ids() -> None:
         vocab.decode([0, 7])
     with pytest.raises(ValueError, match="must start with"):
         Vocab(["a", "<pad>", "<unk>"])
-    with pytest.raises(ValueError, match="duplicate tokens"):
-        Vocab(["<pad>", "<unk>", "a", "a"])
+    with pytest.raises(ValueError, match="duplicate token 'a' at entries 2 and 4"):
+        Vocab(["<pad>", "<unk>", "a", "b", "a"])
+    with pytest.raises(TypeError, match="vocabulary entry 3 is 5, not a str token"):
+        Vocab(["<pad>", "<unk>", "a", 5])  # type: ignore[list-item]
 
 
 def test_vocab_save_load(tmp_path) -> None:
@@ -101,12 +103,31 @@ def test_vocab_load_bad_file(tmp_path) -> None:
     bad.write_text(json.dumps(["<pad>", "<unk>"]))
     with pytest.raises(ValueError, match="expected an object with 'itos'"):
         Vocab.load(bad)
+    bad.write_bytes(b'{"itos": ["<pad>", "<unk>", "caf\xe9"]}')
+    with pytest.raises(ValueError, match=f"{bad} is not a vocabulary JSON file"):
+        Vocab.load(bad)
+
+
+@pytest.mark.parametrize(
+    ("itos", "match"),
+    [
+        (["<pad>", "<unk>", "a", 5], "vocabulary entry 3 is 5, not a str token"),
+        (["<pad>", "<unk>", None], "vocabulary entry 2 is None, not a str token"),
+        (["<pad>", "<unk>", "a", "a"], "duplicate token 'a' at entries 2 and 3"),
+    ],
+)
+def test_vocab_load_names_the_file_and_the_bad_entry(tmp_path, itos: list, match: str) -> None:
+    bad = tmp_path / "vocab.json"
+    bad.write_text(json.dumps({"itos": itos}))
+    with pytest.raises(ValueError, match=f"{bad} is not a valid vocabulary: {match}"):
+        Vocab.load(bad)
 
 
 def test_collate_matches_pad_sequence() -> None:
     seqs = [[5, 6, 7], [8], [9, 10]]
     batch = [(s, y) for s, y in zip(seqs, [2, 0, 1], strict=True)]
     ids, lengths, labels = collate_batch(batch, pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0], [9, 10, 0]]
     expected = pad_sequence([torch.tensor(s) for s in seqs], batch_first=True, padding_value=0)
     assert torch.equal(ids, expected)
     assert lengths.tolist() == [3, 1, 2] and labels.tolist() == [2, 0, 1]
@@ -137,16 +158,22 @@ def test_dataset_encodes_truncates_and_never_empty() -> None:
 
 
 def test_dataset_with_loader_and_sampler() -> None:
+    # text i is "w" repeated i % 7 + 1 times, label i % 3; "w" gets id 2
     texts = [" ".join(["w"] * (i % 7 + 1)) for i in range(50)]
     vocab = Vocab.build(tokenize(t) for t in texts)
     ds = TextClassificationDataset(texts, [i % 3 for i in range(50)], vocab)
-    sampler = BucketBatchSampler(ds.lengths, batch_size=8, seed=1, bucket_batches=100)
+    sampler = BucketBatchSampler(ds.lengths, batch_size=8, shuffle=False)
     loader = DataLoader(ds, batch_sampler=sampler, collate_fn=collate_batch)
-    seen = 0
-    for ids, lengths, labels in loader:
-        assert ids.shape == (len(labels), int(lengths.max()))
-        seen += len(labels)
-    assert seen == 50
+    batches = list(loader)
+    assert [len(labels) for _, _, labels in batches] == [8, 8, 8, 8, 8, 8, 2]
+    # sorted by length, stable: lengths 1 at i = 0, 7, ..., 49 (8 texts), then lengths 2 ...
+    ids, lengths, labels = batches[0]
+    assert ids.tolist() == [[2]] * 8 and lengths.tolist() == [1] * 8
+    assert labels.tolist() == [i % 3 for i in range(0, 50, 7)]
+    ids, lengths, labels = batches[1]  # the 7 texts of length 2 (i = 1, 8, ..., 43), then 1 of 3
+    assert lengths.tolist() == [2] * 7 + [3]
+    assert ids.tolist() == [[2, 2, 0]] * 7 + [[2, 2, 2]]
+    assert labels.tolist() == [i % 3 for i in range(1, 50, 7)] + [2 % 3]
 
 
 @pytest.mark.parametrize(
@@ -195,6 +222,14 @@ def test_sampler_without_shuffle_sorts_by_length() -> None:
     assert list(BucketBatchSampler(lengths, 2, shuffle=False)) == [[1, 3], [4, 2], [0]]
 
 
+def test_sampler_shuffled_hand_example() -> None:
+    # one chunk (bucket_batches * batch_size >= n): the shuffled chunk is sorted by length,
+    # so the batches are pairs of the length order 1, 3, 5, 2, 0, 4 (10, 20, ..., 60)
+    lengths = [50, 10, 40, 20, 60, 30]
+    batches = list(BucketBatchSampler(lengths, 2, seed=5, bucket_batches=3))
+    assert sorted(batches) == [[0, 4], [1, 3], [5, 2]]
+
+
 def test_sampler_bad_arguments() -> None:
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         BucketBatchSampler([1, 2], 0)
@@ -202,3 +237,26 @@ def test_sampler_bad_arguments() -> None:
         BucketBatchSampler([1, 2], 2, bucket_batches=0)
     with pytest.raises(ValueError, match="lengths must be 1-d"):
         BucketBatchSampler([[1, 2]], 2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"seed": -1}, ValueError, "seed must be an integer >= 0, got -1"),
+        ({"seed": 1.5}, ValueError, "seed must be an integer >= 0, got 1.5"),
+        ({"shuffle": "no"}, TypeError, "shuffle must be True or False, got 'no'"),
+        ({"drop_last": 1}, TypeError, "drop_last must be True or False, got 1"),
+        ({"lengths": [3, 2.5]}, ValueError, "lengths must be integers, got dtype float64"),
+        ({"lengths": [3, -1]}, ValueError, "lengths must be >= 0, got -1 at index 1"),
+    ],
+)
+def test_sampler_checks_arguments_when_built(kwargs: dict, error: type, match: str) -> None:
+    arguments = {"lengths": [3, 1, 2], "batch_size": 2, **kwargs}
+    with pytest.raises(error, match=match):
+        BucketBatchSampler(**arguments)
+
+
+def test_sampler_set_epoch_checks_the_epoch() -> None:
+    sampler = BucketBatchSampler([3, 1, 2], 2)
+    with pytest.raises(ValueError, match="epoch must be an integer >= 0, got -1"):
+        sampler.set_epoch(-1)
