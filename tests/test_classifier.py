@@ -40,11 +40,25 @@ def test_logits_are_head_of_sentence_vector(encoder: nn.Module) -> None:
         torch.testing.assert_close(model(ids, lengths), expected)
 
 
-def test_dropout_acts_in_training_only() -> None:
+def test_dropout_acts_on_the_sentence_vector_in_training_only() -> None:
+    """Inverted dropout: each input of the head is 0 or the eval value / (1 - p)."""
     torch.manual_seed(0)
-    model = NewsClassifier(MeanOfEmbeddings(), n_classes=3, dropout=0.9)
+    p = 0.5
+    model = NewsClassifier(MeanOfEmbeddings(), n_classes=3, dropout=p)
+    seen: list[torch.Tensor] = []
+    model.head.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
     ids, lengths = batch()
-    assert not torch.equal(model.train()(ids, lengths), model.eval()(ids, lengths))
+    with torch.no_grad():
+        model.eval()(ids, lengths)
+        model.eval()(ids, lengths)
+        for _ in range(50):
+            model.train()(ids, lengths)
+    clean = seen[0]
+    assert torch.equal(seen[1], clean), "no dropout in eval mode"
+    dropped = torch.stack(seen[2:])
+    kept = dropped != 0
+    torch.testing.assert_close(dropped[kept], (clean / (1 - p)).expand_as(dropped)[kept])
+    assert abs(kept.float().mean().item() - (1 - p)) < 0.05  # 600 draws: sd 0.02
 
 
 def test_bad_classifier_settings_raise() -> None:

@@ -42,7 +42,10 @@ def test_bad_sizes_raise(bad):
 def test_classifier_kinds(kind, cls):
     model = RecallClassifier(kind, vocab_size=6, num_classes=3, hidden_size=4, forget_bias=2.0)
     assert type(model.rnn) is cls
-    assert model(torch.randint(6, (5, 8))).shape == (5, 3)
+    ids = torch.randint(6, (5, 8))
+    states, _ = model.rnn(model.embed(ids))  # read-out of the last time step, by hand
+    expected = states[:, -1] @ model.head.weight.T + model.head.bias
+    torch.testing.assert_close(model(ids), expected)
     if kind == "lstm":
         assert torch.allclose(model.rnn.bias_ih_l0[4:8], torch.full((4,), 2.0))
 
