@@ -41,7 +41,7 @@ class TfidfLogReg:
             raise ValueError(
                 f"ngram_range must be (low, high) with 1 <= low <= high, got {ngram_range}"
             )
-        if C <= 0:
+        if not C > 0:  # also refuses nan
             raise ValueError(f"C (inverse regularisation strength) must be > 0, got {C}")
         self.pipeline = Pipeline(
             [

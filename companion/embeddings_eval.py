@@ -116,9 +116,13 @@ def analogy_score(
     vocabulary: Collection[str] | None,
     restrict_vocab: int,
 ) -> dict[str, float]:
-    """3CosAdd accuracy on the analogy questions whose four words are known, and their count."""
+    """3CosAdd accuracy on the analogy questions whose four words are known, and their count.
+
+    With no question covered the accuracy is nan (gensim itself reports 0.0 there).
+    """
     if vocabulary is not None:
-        lines = [ln for ln in lines if ln.startswith(":") or set(ln.split()) <= set(vocabulary)]
+        vocabulary = set(vocabulary)
+        lines = [ln for ln in lines if ln.startswith(":") or set(ln.split()) <= vocabulary]
     n = sum(not ln.startswith(":") for ln in lines)
     if n == 0:
         return {"score": float("nan"), "coverage": 0, "n": 0}
@@ -127,12 +131,8 @@ def analogy_score(
         restrict_vocab=restrict_vocab,
         case_insensitive=False,
     )
-    total = sections[-1]
-    return {
-        "score": float(accuracy),
-        "coverage": len(total["correct"]) + len(total["incorrect"]),
-        "n": n,
-    }
+    covered = len(sections[-1]["correct"]) + len(sections[-1]["incorrect"])
+    return {"score": float(accuracy) if covered else float("nan"), "coverage": covered, "n": n}
 
 
 def evaluate_word_vectors(

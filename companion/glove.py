@@ -16,6 +16,7 @@ of the reference C code (:func:`adagrad_step`), on minibatches of shuffled pairs
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections import Counter
@@ -258,18 +259,44 @@ def to_keyed_vectors(words: Sequence[str], vectors: np.ndarray) -> KeyedVectors:
 def training_pairs(
     matrix: sp.spmatrix, x_max: float, alpha: float, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The non-zero entries of X as tensors (i, j, log X_ij, f(X_ij)) on ``device``."""
-    coo = sp.coo_matrix(matrix)
+    """The non-zero entries of X as tensors (i, j, log X_ij, f(X_ij)) on ``device``.
+
+    Duplicate entries of a sparse ``matrix`` are summed and explicitly stored zeros dropped
+    (log 0 would make the loss nan); nan, infinite or negative counts are an error.
+    """
+    coo = sp.coo_matrix(matrix, copy=True)
     if coo.shape[0] != coo.shape[1]:
         raise ValueError(f"the co-occurrence matrix must be square, got shape {coo.shape}")
-    if coo.nnz == 0:
-        raise ValueError("the co-occurrence matrix has no non-zero entries: nothing to train on")
+    if not np.isfinite(coo.data).all():
+        raise ValueError("co-occurrence counts must be finite; found nan or infinite entries")
     if (coo.data < 0).any():
         raise ValueError("co-occurrence counts must be >= 0; found negative entries")
+    coo.sum_duplicates()
+    coo.eliminate_zeros()
+    if coo.nnz == 0:
+        raise ValueError("the co-occurrence matrix has no non-zero entries: nothing to train on")
     x = torch.from_numpy(coo.data.astype(np.float32))
     i = torch.from_numpy(coo.row.astype(np.int64))
     j = torch.from_numpy(coo.col.astype(np.int64))
     return i.to(device), j.to(device), x.log().to(device), weighting(x, x_max, alpha).to(device)
+
+
+def check_settings(cooc: Cooccurrence, lr: float, x_max: float, alpha: float) -> None:
+    """Raise ValueError on the settings that would give nan or an index error.
+
+    That is an lr or x_max not finite and > 0, an alpha not finite and >= 0, or a matrix
+    whose size is not the vocabulary's.
+    """
+    for name, value in (("lr", lr), ("x_max", x_max)):
+        if not 0 < value < math.inf:
+            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    if not 0 <= alpha < math.inf:
+        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    if cooc.matrix.shape[0] != len(cooc.itos):
+        raise ValueError(
+            f"the co-occurrence matrix has {cooc.matrix.shape[0]} rows but the vocabulary has "
+            f"{len(cooc.itos)} words: they must match"
+        )
 
 
 def train_glove(
@@ -291,8 +318,7 @@ def train_glove(
     epoch's mean ½ f(X_ij) r_ij² (the quantity the reference C code prints).
     """
     check_ints(dim=dim, epochs=epochs, batch_size=batch_size)
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+    check_settings(cooc, lr, x_max, alpha)
     device = get_device(device) if not isinstance(device, torch.device) else device
     i, j, log_x, f = training_pairs(cooc.matrix, x_max, alpha, device)
     params = GloveParams.init(len(cooc.itos), dim, seed=seed, device=device)

@@ -8,24 +8,45 @@ import torch
 from torch import Tensor
 
 REDUCTIONS = ("none", "mean", "sum")
+INDEX_DTYPES = (torch.int64, torch.uint8)  # the class-index dtypes torch's cross_entropy takes
+
+
+def detached_max(logits: Tensor, dim: int) -> Tensor:
+    """The detached max along ``dim`` (kept, size 1); 0 along an empty ``dim``, which has none."""
+    if logits.size(dim) == 0:
+        return logits.detach().sum(dim=dim, keepdim=True)
+    return logits.amax(dim=dim, keepdim=True).detach()
 
 
 def logsumexp(logits: Tensor, dim: int = -1, keepdim: bool = False) -> Tensor:
-    """``log(sum(exp(x)))`` computed as ``m + log(sum(exp(x - m)))``, m the max: no overflow."""
-    m = logits.amax(dim=dim, keepdim=True).detach()
+    """``log(sum(exp(x)))`` computed as ``m + log(sum(exp(x - m)))``, m the max: no overflow.
+
+    As in ``torch.logsumexp``, an infinite max is replaced by 0 so that ``x - m`` stays defined:
+    a row holding +inf gives +inf, a row of only -inf (or an empty row) gives -inf, and a row
+    holding nan gives nan.
+    """
+    m = detached_max(logits, dim)
+    m = m.masked_fill(m.isinf(), 0.0)
     out = m + (logits - m).exp().sum(dim=dim, keepdim=True).log()
     return out if keepdim else out.squeeze(dim)
 
 
 def log_softmax(logits: Tensor, dim: int = -1) -> Tensor:
-    """``(x - m) - log(sum(exp(x - m)))`` along ``dim``, m the max: stable log-probabilities."""
-    shifted = logits - logits.amax(dim=dim, keepdim=True).detach()
+    """``(x - m) - log(sum(exp(x - m)))`` along ``dim``, m the max: stable log-probabilities.
+
+    As in ``torch.log_softmax`` (and unlike ``x - logsumexp(x)``), a row holding +inf or of only
+    -inf is nan throughout; a -inf entry beside finite ones gets log-probability -inf.
+    """
+    shifted = logits - detached_max(logits, dim)
     return shifted - shifted.exp().sum(dim=dim, keepdim=True).log()
 
 
 def softmax(logits: Tensor, dim: int = -1) -> Tensor:
-    """``exp(x - m) / sum(exp(x - m))`` along ``dim``, m the max: stable probabilities."""
-    e = (logits - logits.amax(dim=dim, keepdim=True).detach()).exp()
+    """``exp(x - m) / sum(exp(x - m))`` along ``dim``, m the max: stable probabilities.
+
+    Rows holding +inf or of only -inf are nan throughout, as in ``torch.softmax``.
+    """
+    e = (logits - detached_max(logits, dim)).exp()
     return e / e.sum(dim=dim, keepdim=True)
 
 
@@ -47,6 +68,21 @@ def check_weight(weight: Tensor | None, num_classes: int) -> None:
     if weight is not None and (not isinstance(weight, Tensor) or weight.shape != (num_classes,)):
         shape = tuple(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__
         raise ValueError(f"weight must be a 1-D tensor of {num_classes} class weights, got {shape}")
+
+
+def check_target_dtype(target: Tensor) -> None:
+    """Raise TypeError unless ``target`` has a dtype torch's cross_entropy takes.
+
+    That is int64 or uint8 class indices, or class probabilities of any floating dtype;
+    int32, int16, int8 and bool are refused, as PyTorch refuses them.
+    """
+    if isinstance(target, Tensor) and (target.is_floating_point() or target.dtype in INDEX_DTYPES):
+        return
+    got = target.dtype if isinstance(target, Tensor) else type(target).__name__
+    raise TypeError(
+        "target must be a tensor of class indices (torch.int64 or torch.uint8, as in PyTorch; "
+        f"convert with .long()) or of floating-point class probabilities, got {got}"
+    )
 
 
 def check_class_target(target: Tensor, logits: Tensor, class_dim: int, ignore_index: int) -> None:
@@ -100,8 +136,7 @@ def cross_entropy(
         raise TypeError(
             "logits must be a floating-point tensor of shape [C], [N, C] or [N, C, ...]"
         )
-    if not isinstance(target, Tensor) or target.dtype == torch.bool:
-        raise TypeError("target must be a tensor of class indices (int) or probabilities (float)")
+    check_target_dtype(target)
     class_dim = 0 if logits.dim() == 1 else 1
     num_classes = logits.size(class_dim)
     check_weight(weight, num_classes)
@@ -156,4 +191,9 @@ def perplexity(mean_token_ce: float | Tensor) -> float | Tensor:
         bad = math.isnan(mean_token_ce) or mean_token_ce < 0
     if bad:
         raise ValueError(f"mean token cross-entropy must be >= 0, got {mean_token_ce!r}")
-    return mean_token_ce.exp() if isinstance(mean_token_ce, Tensor) else math.exp(mean_token_ce)
+    if isinstance(mean_token_ce, Tensor):
+        return mean_token_ce.exp()
+    try:
+        return math.exp(mean_token_ce)
+    except OverflowError:  # above ~709.8 nats; a tensor gives inf there too
+        return math.inf

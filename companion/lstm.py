@@ -10,11 +10,18 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from companion.checks import check_ints
 
 State = tuple[Tensor, ...]
+
+
+def check_dropout(dropout: float) -> None:
+    """Raise ValueError unless ``dropout`` is a probability in [0, 1] (as torch.nn.LSTM does)."""
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout <= 1:
+        raise ValueError(f"dropout must be a probability in [0, 1], got {dropout!r}")
 
 
 def affine_gates(
@@ -69,16 +76,29 @@ def article_cell(
 
 
 class Recurrent(nn.Module):
-    """Multi-layer, batch-first recurrent loop shared by ``RNN``, ``LSTM``, ``ArticleGatedRNN``."""
+    """Multi-layer, batch-first recurrent loop shared by ``RNN``, ``LSTM``, ``ArticleGatedRNN``.
+
+    ``dropout`` is PyTorch's inter-layer dropout: in training mode only, on the outputs of every
+    layer but the last (so it does nothing with one layer).
+    """
 
     blocks = 1  # gate blocks stacked in weight_ih (4 for the LSTM)
     state_size = 1  # tensors carried from step to step (2 for the LSTM: h and c)
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        *,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         check_ints(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
+        check_dropout(dropout)
         self.input_size, self.hidden_size = input_size, hidden_size
-        self.num_layers, self.bias = num_layers, bias
+        self.num_layers, self.bias, self.dropout = num_layers, bias, float(dropout)
         rows = self.blocks * hidden_size
         for k in range(num_layers):
             cols = input_size if k == 0 else hidden_size
@@ -154,6 +174,16 @@ class Recurrent(nn.Module):
         """The caller's state (``h`` or ``(h, c)``) as a tuple of tensors."""
         return (state,) if isinstance(state, Tensor) else tuple(state)
 
+    def inter_layer_dropout(self, x: Tensor) -> Tensor:
+        """Dropout on a lower layer's outputs ``x`` [B, T, H], in training mode only.
+
+        The mask is drawn in time-major order, the layout of torch's layer outputs, so that
+        the same seed gives the same masks as ``torch.nn.LSTM`` on the CPU.
+        """
+        if not (self.training and self.dropout):
+            return x
+        return F.dropout(x.transpose(0, 1).contiguous(), self.dropout).transpose(0, 1)
+
     def forward(
         self, x: Tensor, state: Tensor | State | None = None
     ) -> tuple[Tensor, Tensor | State]:
@@ -163,6 +193,8 @@ class Recurrent(nn.Module):
         self.check_state(state, x)
         finals = []
         for k in range(self.num_layers):
+            if k:
+                x = self.inter_layer_dropout(x)
             hs, final = self.run_layer(x, tuple(s[k] for s in state), k)
             x = torch.stack(hs, dim=1)
             finals.append(final)
@@ -170,9 +202,8 @@ class Recurrent(nn.Module):
 
     def extra_repr(self) -> str:
         """Sizes shown by ``print(model)``."""
-        return (
-            f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, bias={self.bias}"
-        )
+        sizes = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
+        return f"{sizes}, bias={self.bias}, dropout={self.dropout}"
 
 
 class TorchCompatible(Recurrent):
@@ -182,29 +213,54 @@ class TorchCompatible(Recurrent):
 
     @classmethod
     def from_torch(cls, module: nn.RNNBase) -> TorchCompatible:
-        """A copy of ``module`` (same sizes, dtype, device and weights)."""
-        if not isinstance(module, cls.torch_class):
-            raise TypeError(f"expected a {cls.torch_class.__name__}, got {type(module).__name__}")
-        if module.bidirectional or getattr(module, "proj_size", 0):
-            raise ValueError(
-                "bidirectional and projected (proj_size > 0) modules are not supported"
-            )
-        if getattr(module, "nonlinearity", "tanh") != "tanh":
-            raise ValueError(f"only the tanh RNN is supported, got {module.nonlinearity!r}")
+        """A copy of ``module``: same sizes, bias, dropout, mode, dtype, device and weights."""
+        check_torch_module(module, cls.torch_class)
         weight = module.weight_ih_l0
-        new = cls(module.input_size, module.hidden_size, module.num_layers, module.bias)
-        new = new.to(dtype=weight.dtype, device=weight.device)
+        new = cls(
+            module.input_size,
+            module.hidden_size,
+            module.num_layers,
+            module.bias,
+            dropout=module.dropout,
+        )
+        new = new.to(dtype=weight.dtype, device=weight.device).train(module.training)
         new.load_state_dict(module.state_dict())
         return new
 
     def to_torch(self) -> nn.RNNBase:
-        """The equivalent batch-first ``torch.nn`` module with a copy of these weights."""
+        """The equivalent batch-first ``torch.nn`` module: same dropout and mode, weights copied."""
         weight = self.weight_ih_l0
         module = self.torch_class(
-            self.input_size, self.hidden_size, self.num_layers, bias=self.bias, batch_first=True
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            bias=self.bias,
+            batch_first=True,
+            dropout=self.dropout,
         ).to(dtype=weight.dtype, device=weight.device)
         module.load_state_dict(self.state_dict())
-        return module
+        return module.train(self.training)
+
+
+def check_torch_module(module: nn.RNNBase, torch_class: type[nn.RNNBase]) -> None:
+    """Raise unless ``module`` is a ``torch_class`` these models can copy exactly.
+
+    That is batch-first, one direction, no projection and (for ``nn.RNN``) the tanh
+    nonlinearity; the number of layers, the bias and the dropout are copied.
+    """
+    if not isinstance(module, torch_class):
+        raise TypeError(f"expected a {torch_class.__name__}, got {type(module).__name__}")
+    if not module.batch_first:
+        raise ValueError(
+            "the module has batch_first=False, but these models take [batch, time, features]: "
+            "build it with batch_first=True (the weights are the same)"
+        )
+    if module.bidirectional:
+        raise ValueError("bidirectional modules are not supported (one direction only)")
+    if getattr(module, "proj_size", 0):
+        raise ValueError(f"projected LSTMs are not supported, got proj_size={module.proj_size}")
+    if getattr(module, "nonlinearity", "tanh") != "tanh":
+        raise ValueError(f"only the tanh RNN is supported, got {module.nonlinearity!r}")
 
 
 class RNN(TorchCompatible):
@@ -227,11 +283,13 @@ class LSTM(TorchCompatible):
         num_layers: int = 1,
         bias: bool = True,
         forget_bias: float | None = None,
+        *,
+        dropout: float = 0.0,
     ):
         if forget_bias is not None and not bias:
             raise ValueError("forget_bias needs bias=True")
         self.forget_bias = forget_bias
-        super().__init__(input_size, hidden_size, num_layers, bias)
+        super().__init__(input_size, hidden_size, num_layers, bias, dropout=dropout)
 
     def reset_parameters(self) -> None:
         """PyTorch's uniform initialisation, then the forget-gate bias if one was asked for."""

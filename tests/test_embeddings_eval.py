@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gensim
 import numpy as np
 import pytest
+from gensim.models import KeyedVectors
 from scipy.stats import spearmanr
 
 from companion.embeddings_eval import (
+    ANALOGY_FILE,
+    SIMILARITY_FILES,
     analogy_score,
     benchmark_path,
     evaluate_word_vectors,
@@ -72,11 +76,20 @@ def test_analogy_score_counts_3cosadd_hits() -> None:
     assert result == {"score": 1.0, "coverage": 2, "n": 3}
 
 
+def test_analogy_score_is_nan_when_no_question_is_covered() -> None:
+    # gensim reports accuracy 0.0 when it can answer none of the questions: that is no score
+    result = analogy_score(toy_vectors(), [": x", "man woman apple zebra"], None, 100)
+    assert np.isnan(result["score"]) and (result["coverage"], result["n"]) == (0, 1)
+
+
 def test_benchmark_files_and_gensim_fallback(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("COMPANION_DATA", str(tmp_path))
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("companion.embeddings_eval.data_dirs", lambda: [tmp_path])
     path = benchmark_path("questions-words.txt")
-    assert path.is_file()
+    assert path.parent == Path(gensim.__file__).parent / "test" / "test_data"
+    (tmp_path / "word_similarity").mkdir()
+    local = tmp_path / "word_similarity" / "questions-words.txt"
+    local.write_text(": s\na b c d\n")
+    assert benchmark_path("questions-words.txt") == local  # a data folder wins over gensim
     lines = read_analogies(path)
     assert lines[0] == ": capital-common-countries"
     assert lines[1] == "athens greece baghdad iraq"
@@ -84,20 +97,72 @@ def test_benchmark_files_and_gensim_fallback(tmp_path: Path, monkeypatch) -> Non
         benchmark_path("no-such-benchmark.txt")
 
 
-def test_evaluate_word_vectors_table() -> None:
-    table = evaluate_word_vectors(toy_vectors(), max_analogies=50)
-    assert table["benchmark"].tolist() == ["WS-353", "SimLex-999", "MEN", "Google analogy"]
-    assert (table["covered"] <= table["items"]).all()
-    assert ((table["coverage"] >= 0) & (table["coverage"] <= 1)).all()
+def benchmark_vectors(analogies: list[str]) -> KeyedVectors:
+    """Random vectors for the words of the first 40 pairs of each benchmark and of
+    ``analogies``; each country is its capital's vector plus a shared offset and noise."""
+    rng = np.random.default_rng(0)
+    words = {
+        w for name in SIMILARITY_FILES for a, b, _ in similarity_pairs(name)[:40] for w in (a, b)
+    }
+    vectors = {w: rng.normal(size=8) for w in sorted(words)}
+    offset = rng.normal(size=8)
+    questions = [ln.split() for ln in analogies if not ln.startswith(":")]
+    for capital, country in (q[k : k + 2] for q in questions for k in (0, 2)):
+        vectors.setdefault(capital, rng.normal(size=8))
+        vectors[country] = vectors[capital] + offset + 0.5 * rng.normal(size=8)
+    return to_keyed_vectors(list(vectors), np.array(list(vectors.values())))
+
+
+def cosine(u: np.ndarray, v: np.ndarray) -> float:
+    """Cosine similarity in float64, symmetric to the last bit (so (a, b) and (b, a) tie)."""
+    u, v = u.astype(np.float64), v.astype(np.float64)
+    return float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
+
+
+def three_cos_add(kv: KeyedVectors, question: str) -> bool:
+    """Whether d is the nearest word by cosine to b - a + c (unit vectors), a, b, c excluded."""
+    unit = kv.vectors / np.linalg.norm(kv.vectors, axis=1, keepdims=True)
+    a, b, c, d = (kv.key_to_index[w] for w in question.split())
+    cosines = unit @ (unit[b] - unit[a] + unit[c])
+    cosines[[a, b, c]] = -np.inf
+    return int(np.argmax(cosines)) == d
+
+
+def test_evaluate_word_vectors_scores_match_scipy_and_numpy(shared_file) -> None:
+    shared_file("word_similarity/EN-MEN-TR-3k.txt")  # MEN has no copy in gensim: skip without
+    lines = read_analogies(benchmark_path(ANALOGY_FILE))[:50]
+    kv = benchmark_vectors(lines)
+    table = evaluate_word_vectors(kv, max_analogies=50).set_index("benchmark")
+    assert table.index.tolist() == ["WS-353", "SimLex-999", "MEN", "Google analogy"]
+    for name, items in (("WS-353", 353), ("SimLex-999", 999), ("MEN", 3000)):
+        pairs = similarity_pairs(name)
+        known = [(a, b, s) for a, b, s in pairs if a in kv.key_to_index and b in kv.key_to_index]
+        cosines = [cosine(kv[a], kv[b]) for a, b, _ in known]
+        expected = spearmanr(cosines, [s for *_, s in known]).statistic
+        assert len(pairs) == items and table.loc[name, "covered"] == len(known) >= 40
+        assert table.loc[name, "score"] == pytest.approx(expected, abs=1e-6)
+        assert table.loc[name, "coverage"] == pytest.approx(len(known) / items)
+    hits = [three_cos_add(kv, q) for q in lines[1:]]
+    assert 0 < sum(hits) < len(hits) == table.loc["Google analogy", "items"] == 49
+    assert table.loc["Google analogy", "score"] == pytest.approx(np.mean(hits))
+    assert table.loc["Google analogy", "coverage"] == 1.0
 
 
 def test_nearest_neighbours() -> None:
-    table = nearest_neighbours(toy_vectors(), ["apple", "zebra"], topn=2)
-    assert table.loc["apple", "#1"].startswith("pear ")
-    assert table.loc["zebra", "#1"] == "(not in vocabulary)"
+    kv = toy_vectors()
+    table = nearest_neighbours(kv, ["king", "apple", "zebra"], topn=2)
+    # king (1, 1, 0): man (0, 1, 0.1) at 1 / sqrt(2 * 1.01), then pear (0.1, 0, 1) at
+    # 0.1 / sqrt(2 * 1.01); queen and apple are orthogonal to it, woman opposite
+    expected = [f"man ({1 / 2.02**0.5:.2f})", f"pear ({0.1 / 2.02**0.5:.2f})"]
+    assert table.loc["king"].tolist() == expected
+    assert table.loc["apple", "#1"] == f"pear ({cosine(kv['apple'], kv['pear']):.2f})"
+    assert table.loc["zebra"].tolist() == ["(not in vocabulary)", ""]
 
 
 def test_similarity_pairs_reads_the_named_benchmark() -> None:
-    assert similarity_pairs("WS-353") == read_word_pairs(benchmark_path("EN-WS-353-ALL.txt"))
+    # the data folder's copy and gensim's fallback hold the same pairs in the same order
+    ws353, simlex = similarity_pairs("WS-353"), similarity_pairs("SimLex-999")
+    assert len(ws353) == 353 and ws353[:2] == [("love", "sex", 6.77), ("tiger", "cat", 7.35)]
+    assert len(simlex) == 999 and simlex[0] == ("old", "new", 1.58)
     with pytest.raises(ValueError, match="unknown similarity benchmark 'WS-999'"):
         similarity_pairs("WS-999")

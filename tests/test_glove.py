@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
 from companion.embeddings_eval import similarity_pairs, similarity_score
 from companion.glove import (
     Cooccurrence,
     GloveParams,
+    GloveResult,
     adagrad_step,
     build_vocabulary,
     cooccurrence_from_ids,
@@ -20,6 +22,7 @@ from companion.glove import (
     load_pretrained_glove,
     news_texts,
     to_keyed_vectors,
+    train_batch,
     train_glove,
     weighting,
 )
@@ -123,6 +126,90 @@ def test_adagrad_batch_of_one_is_the_c_update() -> None:
     assert accum.item() == pytest.approx(expected_accum, rel=1e-6)
 
 
+def reference_step(
+    tables: list[torch.Tensor], i: torch.Tensor, j: torch.Tensor, x: torch.Tensor, lr: float
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The summed loss and the tables (w, w~, G, G~) after one minibatch step, written anew.
+
+    Per-pair gradients by autograd of the paper's loss, and glove.c's AdaGrad on whole tables:
+    each row moves by the sum of its pairs' steps -lr g / sqrt(G) (G from before the batch),
+    then G gains the sum of their (lr g)^2; one-hot matrices route each pair to its rows.
+    """
+    w, w_ctx, accum_w, accum_ctx = tables
+    dim, vocab = w.shape[1] - 1, w.shape[0]
+    rows_w, rows_ctx = w[i].clone().requires_grad_(), w_ctx[j].clone().requires_grad_()
+    f = torch.minimum((x / 100.0) ** 0.75, torch.ones_like(x))
+    residual = (rows_w[:, :dim] * rows_ctx[:, :dim]).sum(1) + rows_w[:, dim] + rows_ctx[:, dim]
+    loss = (0.5 * f * (residual - x.log()) ** 2).sum()
+    loss.backward()
+    out = []
+    for table, accum, index, rows in ((w, accum_w, i, rows_w), (w_ctx, accum_ctx, j, rows_ctx)):
+        route = F.one_hot(index, vocab).to(table.dtype).T  # [vocab, pairs]
+        step = lr * rows.grad
+        out += [table - (route @ step) / accum.sqrt(), accum + route @ step**2]
+    return loss.detach(), [out[0], out[2], out[1], out[3]]
+
+
+def test_train_batch_updates_exactly_the_right_rows() -> None:
+    # repeated words and contexts, i != j, some counts above x_max; accumulators not all 1
+    gen = torch.Generator().manual_seed(5)
+    vocab, dim = 6, 3
+    tables = [torch.randn(vocab, dim + 1, generator=gen, dtype=torch.float64) for _ in range(2)]
+    tables += [1 + 2 * torch.rand(vocab, dim + 1, generator=gen, dtype=torch.float64)] * 2
+    i, j = torch.tensor([0, 2, 2, 4, 1, 5]), torch.tensor([3, 0, 4, 4, 2, 5])
+    x = torch.tensor([1.0, 3.0, 150.0, 0.5, 40.0, 7.0], dtype=torch.float64)
+    params = GloveParams(*(t.clone() for t in tables))
+    f = torch.minimum((x / 100.0) ** 0.75, torch.ones_like(x))
+    loss = train_batch(params, i, j, x.log(), f, lr=0.1)
+    ref_loss, expected = reference_step(tables, i, j, x, lr=0.1)
+    assert loss == pytest.approx(ref_loss.item(), rel=1e-12)
+    names = ["w", "w_ctx", "accum_w", "accum_w_ctx"]
+    for name, ref in zip(names, expected, strict=True):
+        torch.testing.assert_close(getattr(params, name), ref, msg=name)
+
+
+def dense_loss(params: GloveParams, matrix: np.ndarray) -> float:
+    """Mean ½ f(X) r² over the non-zero X_ij, from the dense matrix and the paper's formula."""
+    w, w_ctx = params.w.double().numpy(), params.w_ctx.double().numpy()
+    mask = matrix > 0
+    f = np.minimum(1.0, (matrix / 100.0) ** 0.75)
+    scores = w[:, :-1] @ w_ctx[:, :-1].T + w[:, -1:] + w_ctx[:, -1]
+    residual = scores - np.log(np.where(mask, matrix, 1.0))
+    return float((0.5 * f * residual**2)[mask].sum() / mask.sum())
+
+
+def test_one_full_batch_epoch_is_one_reference_step() -> None:
+    # one batch holding every pair: the shuffle must keep (i, j, X_ij, f(X_ij)) together,
+    # and the epoch must equal one step from the initial tables, whatever the order
+    cooc = tiny_cooccurrence()
+    result = train_glove(
+        cooc, dim=4, epochs=1, lr=0.05, batch_size=10**6, seed=3, device="cpu", progress=False
+    )
+    init = GloveParams.init(len(cooc.itos), 4, seed=3)
+    matrix = cooc.matrix.toarray()
+    assert result.losses[0] == pytest.approx(dense_loss(init, matrix), rel=1e-5)
+    rows, cols = np.nonzero(matrix)
+    tables = [getattr(init, n).double() for n in ("w", "w_ctx", "accum_w", "accum_w_ctx")]
+    x = torch.from_numpy(matrix[rows, cols])
+    _, expected = reference_step(tables, torch.from_numpy(rows), torch.from_numpy(cols), x, 0.05)
+    got = [result.params.w, result.params.w_ctx, result.params.accum_w, result.params.accum_w_ctx]
+    for table, ref in zip(got, expected, strict=True):
+        torch.testing.assert_close(table.double(), ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch_size", [7, 10**6])
+def test_epoch_loss_is_the_loss_of_the_pairs(batch_size: int) -> None:
+    # with a vanishing learning rate the tables stay put, so each epoch's mean loss over
+    # shuffled minibatches (the last one partial with 57 pairs) is the loss at the start
+    cooc = tiny_cooccurrence()
+    result = train_glove(
+        cooc, dim=4, epochs=2, lr=1e-9, batch_size=batch_size, device="cpu", progress=False
+    )
+    expected = dense_loss(GloveParams.init(len(cooc.itos), 4, seed=0), cooc.matrix.toarray())
+    assert result.losses == pytest.approx([expected, expected], rel=1e-5)
+    assert result.n_pairs == cooc.matrix.nnz == 57
+
+
 def tiny_cooccurrence() -> Cooccurrence:
     docs = [
         ["the", "cat", "sat", "on", "the", "mat"],
@@ -139,8 +226,16 @@ def test_training_lowers_the_loss() -> None:
     assert len(result.losses) == 30
     assert result.losses[-1] < 0.2 * result.losses[0]
     kv = result.keyed_vectors()
-    assert kv.vectors.shape == (len(result.itos), 8)
-    np.testing.assert_allclose(kv["the"], result.params.vectors()[result.itos.index("the")])
+    assert kv.index_to_key == result.itos == tiny_cooccurrence().itos
+    row = result.itos.index("the")
+    w_plus_context = result.params.w[row, :8] + result.params.w_ctx[row, :8]  # not the biases
+    np.testing.assert_array_equal(kv["the"], w_plus_context.numpy())
+
+
+def test_pairs_per_second_by_hand() -> None:
+    params = GloveParams.init(2, 1)
+    result = GloveResult(params, ["a", "b"], [1.0, 0.5], epoch_seconds=[2.0, 3.0], n_pairs=100)
+    assert result.pairs_per_second == pytest.approx(2 * 100 / 5.0)
 
 
 def test_bbc_training_reaches_the_reference_quality() -> None:
@@ -155,10 +250,18 @@ def test_bbc_training_reaches_the_reference_quality() -> None:
 
 
 def test_params_init_matches_c_code() -> None:
-    params = GloveParams.init(50, 10, seed=1)
-    assert params.w.shape == (50, 11)
-    assert params.w.abs().max() <= 0.5 / 10
-    assert torch.equal(params.accum_w, torch.ones(50, 11))
+    # glove.c: every entry of W, W~ and the biases (rand()/RAND_MAX - 0.5) / dim; gradsq = 1
+    params = GloveParams.init(500, 10, seed=1)
+    for table in (params.w, params.w_ctx):
+        assert table.shape == (500, 11) and table.dtype == torch.float32
+        assert -0.05 <= table.min() < -0.049 and 0.049 < table.max() < 0.05
+        assert abs(table.mean().item()) < 1e-3  # uniform: mean 0, sd 0.1 / sqrt(12)
+        assert table.std().item() == pytest.approx(0.1 / 12**0.5, rel=0.02)
+        assert table[:, -1].std().item() == pytest.approx(0.1 / 12**0.5, rel=0.1)  # biases too
+    assert not torch.equal(params.w, params.w_ctx)
+    assert torch.equal(params.accum_w, torch.ones(500, 11))
+    assert torch.equal(params.accum_w_ctx, torch.ones(500, 11))
+    assert torch.equal(GloveParams.init(500, 10, seed=1).w, params.w)  # the seed fixes it
 
 
 @pytest.mark.parametrize(
@@ -182,7 +285,11 @@ def test_count_cooccurrences_rejects_bad_input(docs: list, kwargs: dict, match: 
         ({"dim": 0}, "dim must be an integer >= 1"),
         ({"epochs": 0}, "epochs must be an integer >= 1"),
         ({"batch_size": 0}, "batch_size must be an integer >= 1"),
-        ({"lr": 0.0}, "lr must be > 0"),
+        ({"lr": 0.0}, "lr must be a finite number > 0"),
+        ({"lr": float("nan")}, "lr must be a finite number > 0"),
+        ({"lr": float("inf")}, "lr must be a finite number > 0"),
+        ({"x_max": -1.0}, "x_max must be a finite number > 0"),
+        ({"alpha": -0.5}, "alpha must be a finite number >= 0"),
     ],
 )
 def test_train_glove_rejects_bad_settings(kwargs: dict, match: str) -> None:
@@ -190,14 +297,65 @@ def test_train_glove_rejects_bad_settings(kwargs: dict, match: str) -> None:
         train_glove(tiny_cooccurrence(), progress=False, device="cpu", **kwargs)
 
 
-def test_train_glove_rejects_bad_matrix() -> None:
+def with_matrix(matrix: sp.spmatrix) -> Cooccurrence:
+    """The tiny vocabulary with another co-occurrence matrix."""
     cooc = tiny_cooccurrence()
-    empty = Cooccurrence(sp.csr_matrix(cooc.matrix.shape), cooc.itos, cooc.counts, 0, 3)
-    with pytest.raises(ValueError, match="no non-zero entries"):
-        train_glove(empty, progress=False, device="cpu")
-    negative = Cooccurrence(-cooc.matrix, cooc.itos, cooc.counts, 0, 3)
-    with pytest.raises(ValueError, match="must be >= 0"):
-        train_glove(negative, progress=False, device="cpu")
+    return Cooccurrence(matrix, cooc.itos, cooc.counts, cooc.n_tokens, cooc.window)
+
+
+def with_entry(value: float) -> sp.csr_matrix:
+    """The tiny matrix with one stored entry set to ``value``."""
+    matrix = tiny_cooccurrence().matrix.copy()
+    matrix.data[3] = value
+    return matrix
+
+
+@pytest.mark.parametrize(
+    ("matrix", "match"),
+    [
+        (sp.csr_matrix((10, 10)), "no non-zero entries"),
+        (sp.csr_matrix(([0.0, 0.0], ([1, 2], [2, 1])), shape=(10, 10)), "no non-zero entries"),
+        (with_entry(-1.0), "must be >= 0; found negative"),
+        (with_entry(float("nan")), "must be finite; found nan or infinite"),
+        (with_entry(float("inf")), "must be finite; found nan or infinite"),
+        (sp.eye(11, format="csr"), "11 rows but the vocabulary has 10 words"),
+        (sp.csr_matrix((10, 9)), "must be square"),
+    ],
+    ids=["empty", "only-zeros", "negative", "nan", "inf", "too-big", "not-square"],
+)
+def test_train_glove_rejects_bad_matrix(matrix: sp.spmatrix, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        train_glove(with_matrix(matrix), epochs=1, progress=False, device="cpu")
+
+
+def assert_trains_like(matrix: sp.spmatrix, clean: sp.spmatrix) -> None:
+    """Training on ``matrix`` gives finite losses and exactly the result of ``clean``."""
+    options = {"dim": 4, "epochs": 3, "batch_size": 8, "device": "cpu", "progress": False}
+    reference = train_glove(with_matrix(clean), **options)
+    result = train_glove(with_matrix(matrix), **options)
+    assert np.isfinite(result.losses).all()
+    assert result.n_pairs == reference.n_pairs == clean.nnz
+    np.testing.assert_allclose(result.losses, reference.losses, rtol=1e-6)
+    torch.testing.assert_close(result.params.w, reference.params.w)
+
+
+def test_stored_zeros_are_dropped() -> None:
+    # explicitly stored zeros: log 0 = -inf and f = 0 made every loss nan
+    matrix = tiny_cooccurrence().matrix.copy()
+    matrix.data[[0, 5, 9]] = 0.0
+    clean = matrix.copy()
+    clean.eliminate_zeros()
+    assert matrix.nnz == clean.nnz + 3
+    assert_trains_like(matrix, clean)
+    assert matrix.nnz == clean.nnz + 3  # the caller's matrix is left as it was
+
+
+def test_duplicate_entries_are_summed() -> None:
+    # a count split over two COO entries is one pair X_ij, summed before the log
+    clean = tiny_cooccurrence().matrix.tocoo()
+    rows, cols = np.tile(clean.row, 2), np.tile(clean.col, 2)
+    data = np.concatenate([clean.data / 4, 3 * clean.data / 4])
+    assert_trains_like(sp.coo_matrix((data, (rows, cols)), shape=clean.shape), clean.tocsr())
 
 
 def test_to_keyed_vectors_checks_lengths() -> None:

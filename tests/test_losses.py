@@ -22,20 +22,22 @@ from companion.losses import (
 )
 
 EXTREME = st.floats(-1e4, 1e4, allow_nan=False, width=64)
+INF = float("inf")
+WITH_INF = EXTREME | st.sampled_from([INF, -INF])  # about half the entries infinite
 CLOSE = {"rtol": 1e-10, "atol": 1e-10, "equal_nan": True}
 
 
 @st.composite
-def logits_arrays(draw, min_dims: int = 1, max_dims: int = 4) -> torch.Tensor:
+def logits_arrays(draw, min_dims: int = 1, max_dims: int = 4, elements=EXTREME) -> torch.Tensor:
     """float64 logits [C], [N, C] or [N, C, d1, ...] with entries anywhere in [-1e4, 1e4]."""
     shape = draw(st.lists(st.integers(1, 4), min_size=min_dims, max_size=max_dims))
-    return torch.from_numpy(draw(arrays(np.float64, shape, elements=EXTREME)))
+    return torch.from_numpy(draw(arrays(np.float64, shape, elements=elements)))
 
 
 @st.composite
-def class_problems(draw):
+def class_problems(draw, elements=EXTREME):
     """Logits, class-index targets (some ignored) and all loss options."""
-    logits = draw(logits_arrays())
+    logits = draw(logits_arrays(elements=elements))
     class_dim = 0 if logits.dim() == 1 else 1
     num_classes = logits.size(class_dim)
     ignore_index = draw(st.sampled_from([-100, -1, *range(num_classes)]))
@@ -58,7 +60,8 @@ def assert_same_loss_and_grad(logits: torch.Tensor, target: torch.Tensor, option
     ref_in = logits.clone().requires_grad_()
     ours = cross_entropy(ours_in, target, **options)
     ref = F.cross_entropy(ref_in, target, **options)
-    scale = max(1.0, ref.detach().abs().nan_to_num().max().item()) if ref.numel() else 1.0
+    finite = ref.detach()[ref.detach().isfinite()]
+    scale = max(1.0, finite.abs().max().item()) if finite.numel() else 1.0
     torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-10 * scale, equal_nan=True)
     upstream = torch.linspace(0.5, 1.5, ref.numel(), dtype=ref.dtype).view_as(ref)
     (ours * upstream).sum().backward()
@@ -69,6 +72,12 @@ def assert_same_loss_and_grad(logits: torch.Tensor, target: torch.Tensor, option
 @settings(max_examples=120, deadline=None)
 @given(class_problems())
 def test_class_targets_match_torch(problem):
+    assert_same_loss_and_grad(*problem)
+
+
+@settings(max_examples=60, deadline=None)
+@given(class_problems(elements=WITH_INF))
+def test_class_targets_with_infinite_logits_match_torch(problem):
     assert_same_loss_and_grad(*problem)
 
 
@@ -102,6 +111,58 @@ def test_log_softmax_softmax_logsumexp_match_torch(logits, dim):
     torch.testing.assert_close(log_softmax(logits, dim), torch.log_softmax(logits, dim), **CLOSE)
     torch.testing.assert_close(softmax(logits, dim), torch.softmax(logits, dim), **CLOSE)
     torch.testing.assert_close(logsumexp(logits, dim), torch.logsumexp(logits, dim), **CLOSE)
+
+
+@settings(max_examples=60, deadline=None)
+@given(logits_arrays(elements=WITH_INF), st.integers(-1, 0))
+def test_infinite_logits_match_torch(logits, dim):
+    torch.testing.assert_close(log_softmax(logits, dim), torch.log_softmax(logits, dim), **CLOSE)
+    torch.testing.assert_close(softmax(logits, dim), torch.softmax(logits, dim), **CLOSE)
+    torch.testing.assert_close(logsumexp(logits, dim), torch.logsumexp(logits, dim), **CLOSE)
+
+
+# What torch gives on such rows: logsumexp -inf for only -inf (and for an empty row), +inf as
+# soon as +inf is present, nan with nan; log_softmax and softmax nan throughout a row holding
+# +inf or only -inf, and -inf / 0 for a -inf entry beside finite ones.
+SPECIAL_ROWS = [
+    [-INF, -INF, -INF],
+    [INF, 0.0, 1.0],
+    [INF, INF, -2.0],
+    [INF, -INF, 0.0],
+    [-INF, 0.0, 1.0],
+    [-INF, -INF, 2.0],
+    [float("nan"), INF, 0.0],
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_special_rows_match_torch_values_and_gradients(dtype):
+    rows = torch.tensor(SPECIAL_ROWS, dtype=dtype)
+    expected = [-INF, INF, INF, INF]
+    torch.testing.assert_close(logsumexp(rows)[:4], torch.tensor(expected, dtype=dtype))
+    target = torch.tensor([0, 1, 2, 0, 1, 2, 1])
+    functions = [
+        (logsumexp, torch.logsumexp),
+        (log_softmax, torch.log_softmax),
+        (softmax, torch.softmax),
+        (
+            lambda x, dim: cross_entropy(x, target, reduction="none", label_smoothing=0.1),
+            lambda x, dim: F.cross_entropy(x, target, reduction="none", label_smoothing=0.1),
+        ),
+    ]
+    for ours_fn, torch_fn in functions:
+        ours_in, ref_in = rows.clone().requires_grad_(), rows.clone().requires_grad_()
+        ours, ref = ours_fn(ours_in, 1), torch_fn(ref_in, 1)
+        torch.testing.assert_close(ours, ref, equal_nan=True)
+        ours.sum().backward()
+        ref.sum().backward()
+        torch.testing.assert_close(ours_in.grad, ref_in.grad, equal_nan=True)
+
+
+def test_empty_rows_match_torch():
+    empty = torch.empty(2, 0, dtype=torch.float64)
+    torch.testing.assert_close(logsumexp(empty), torch.full((2,), -INF, dtype=torch.float64))
+    assert log_softmax(empty).shape == softmax(empty).shape == (2, 0)
 
 
 def test_stable_formulas_survive_huge_logits():
@@ -157,6 +218,7 @@ def test_perplexity():
     ce = cross_entropy(logits, torch.tensor([1, 2, 3, 4]))
     assert isinstance(perplexity(ce), torch.Tensor)
     assert abs(perplexity(ce).item() - 10.0) < 1e-5
+    assert perplexity(1000.0) == math.inf == perplexity(torch.tensor(1000.0)).item()
     with pytest.raises(ValueError, match=">= 0"):
         perplexity(-0.5)
     with pytest.raises(ValueError, match=">= 0"):
@@ -190,11 +252,44 @@ def test_perplexity():
         (torch.randn(2, 3), torch.rand(2, 3), {"ignore_index": 0}, ValueError, "ignore_index"),
         (torch.tensor([[1, 2]]), torch.tensor([0]), {}, TypeError, "floating-point"),
         (torch.randn(2, 3), torch.tensor([True, False]), {}, TypeError, "class indices"),
+        (torch.randn(2, 3), [0, 1], {}, TypeError, "got list"),
     ],
 )
 def test_bad_input_raises(logits, target, options, error, match):
     with pytest.raises(error, match=match):
         cross_entropy(logits, target, **options)
+
+
+TARGET_DTYPES = [
+    torch.bool,
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+]
+
+
+@pytest.mark.parametrize("dtype", TARGET_DTYPES, ids=str)
+def test_target_dtypes_accepted_exactly_where_torch_accepts_them(dtype):
+    # torch 2.13 takes int64 and uint8 class indices and floating probabilities of any
+    # precision; the loss then follows the usual type promotion
+    logits = torch.randn(2, 3, dtype=torch.float64)
+    if dtype.is_floating_point:
+        target = torch.tensor([[0.25, 0.25, 0.5], [1.0, 0.0, 0.0]]).to(dtype)
+    else:
+        target = torch.tensor([0, 1]).to(dtype)
+    try:
+        expected = F.cross_entropy(logits, target)
+    except RuntimeError:
+        with pytest.raises(TypeError, match=f"int64 or torch.uint8.*got {dtype}"):
+            cross_entropy(logits, target)
+    else:
+        torch.testing.assert_close(cross_entropy(logits, target), expected)
 
 
 def test_ignore_index_may_be_out_of_range():

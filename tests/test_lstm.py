@@ -136,12 +136,31 @@ def test_rnn_matches_torch(layers, bias):
         assert max_diff(grads(ours)[name], g) < TOL, name
 
 
+@pytest.mark.parametrize(("ours_class", "torch_class"), [(LSTM, nn.LSTM), (RNN, nn.RNN)])
+def test_initialisation_is_torchs(ours_class, torch_class):
+    # the same seed gives torch's own uniform(±1/sqrt(hidden)) draws, parameter by parameter
+    torch.manual_seed(9)
+    ref = torch_class(3, 4, 2, batch_first=True)
+    torch.manual_seed(9)
+    ours = ours_class(3, 4, 2)
+    for (name, a), b in zip(ref.named_parameters(), ours.parameters(), strict=True):
+        assert torch.equal(a, b), name
+
+
 def test_forget_bias_sets_total_forget_gate_bias():
+    torch.manual_seed(10)
+    ref = nn.LSTM(3, 4, num_layers=2, batch_first=True)
+    torch.manual_seed(10)
     model = LSTM(3, 4, num_layers=2, forget_bias=1.0)
+    forget = slice(4, 8)  # gate order i, f, g, o
     for k in range(2):
-        total = getattr(model, f"bias_ih_l{k}") + getattr(model, f"bias_hh_l{k}")
-        assert torch.equal(total[4:8], torch.ones(4))
-        assert not torch.equal(total[:4], torch.ones(4))
+        for kind, forget_value in (("ih", 1.0), ("hh", 0.0)):
+            ours, init = getattr(model, f"bias_{kind}_l{k}"), getattr(ref, f"bias_{kind}_l{k}")
+            assert torch.equal(ours[forget], torch.full((4,), forget_value))
+            others = torch.ones(16, dtype=torch.bool)
+            others[forget] = False
+            assert torch.equal(ours[others], init[others])  # the other gates keep torch's init
+        assert torch.equal(model.weight_hh_l1, ref.weight_hh_l1)
 
 
 def test_article_cell_has_no_cell_state():
@@ -220,12 +239,75 @@ def test_bad_sizes_raise(size):
         LSTM(3, size)
 
 
-def test_from_torch_rejects_unsupported_modules():
-    with pytest.raises(TypeError, match="expected a LSTM"):
-        LSTM.from_torch(nn.GRU(2, 3))
-    with pytest.raises(ValueError, match="bidirectional"):
-        LSTM.from_torch(nn.LSTM(2, 3, bidirectional=True))
+@pytest.mark.parametrize(
+    ("module", "error", "match"),
+    [
+        (nn.GRU(2, 3, batch_first=True), TypeError, "expected a LSTM"),
+        (nn.LSTM(2, 3), ValueError, "batch_first=False"),
+        (nn.LSTM(2, 3, batch_first=True, bidirectional=True), ValueError, "bidirectional"),
+        (nn.LSTM(2, 3, batch_first=True, proj_size=2), ValueError, "proj_size=2"),
+    ],
+    ids=["gru", "time-major", "bidirectional", "projected"],
+)
+def test_from_torch_rejects_modules_it_cannot_copy_exactly(module, error, match):
+    with pytest.raises(error, match=match):
+        LSTM.from_torch(module)
+
+
+def test_from_torch_rejects_relu_rnn_and_forget_bias_needs_bias():
     with pytest.raises(ValueError, match="tanh"):
-        RNN.from_torch(nn.RNN(2, 3, nonlinearity="relu"))
+        RNN.from_torch(nn.RNN(2, 3, nonlinearity="relu", batch_first=True))
     with pytest.raises(ValueError, match="forget_bias needs bias"):
         LSTM(2, 3, bias=False, forget_bias=1.0)
+
+
+@pytest.mark.parametrize(("ours_class", "torch_class"), [(LSTM, nn.LSTM), (RNN, nn.RNN)])
+def test_inter_layer_dropout_matches_torch_in_training_mode(ours_class, torch_class):
+    # torch draws one dropout mask per layer but the last, from the global generator: the
+    # same seed must give the same masks, outputs and gradients
+    torch.manual_seed(7)
+    ref = torch_class(3, 4, 3, batch_first=True, dropout=0.5).double()
+    ours = ours_class.from_torch(ref)
+    assert ours.training and ours.dropout == 0.5
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    outputs = []
+    for model in (ref, ours):
+        torch.manual_seed(11)
+        out, _ = model(x)
+        out.pow(2).sum().backward()
+        outputs.append(out)
+    assert max_diff(outputs[0], outputs[1]) < TOL
+    for name, g in grads(ref).items():
+        assert max_diff(grads(ours)[name], g) < TOL, name
+    no_dropout = ours_class.from_torch(torch_class(3, 4, 3, batch_first=True).double())
+    no_dropout.load_state_dict(ours.state_dict())
+    assert max_diff(ours(x)[0], no_dropout(x)[0]) > 1e-3  # the masks do change the output
+    ref.eval()
+    ours.eval()
+    assert max_diff(ours(x)[0], ref(x)[0]) < TOL
+    assert max_diff(ours(x)[0], no_dropout(x)[0]) == 0.0  # no dropout in eval mode
+
+
+def test_dropout_one_zeroes_the_inputs_of_upper_layers():
+    torch.manual_seed(8)
+    model = LSTM(3, 4, num_layers=2, dropout=1.0).double()
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    top = LSTM(4, 4).double()
+    top.load_state_dict(
+        {k.replace("_l1", "_l0"): v for k, v in model.state_dict().items() if k.endswith("_l1")}
+    )
+    assert max_diff(model(x)[0], top(torch.zeros(2, 5, 4, dtype=torch.float64))[0]) < TOL
+
+
+def test_to_torch_carries_dropout_and_mode():
+    ours = LSTM(4, 3, num_layers=2, dropout=0.25).eval()
+    ref = ours.to_torch()
+    assert ref.dropout == 0.25 and not ref.training
+    back = LSTM.from_torch(ref.train())
+    assert back.dropout == 0.25 and back.training
+
+
+@pytest.mark.parametrize("dropout", [-0.1, 1.5, float("nan"), True, "0.5"])
+def test_bad_dropout_raises(dropout):
+    with pytest.raises(ValueError, match=r"dropout must be a probability in \[0, 1\]"):
+        LSTM(3, 4, num_layers=2, dropout=dropout)

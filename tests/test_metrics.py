@@ -33,8 +33,11 @@ def test_report_frame_by_hand() -> None:
     assert list(frame.index[:3]) == ["a", "b", "c"]
     np.testing.assert_allclose(frame.loc[["a", "b", "c"], "precision"], PRECISION)
     np.testing.assert_allclose(frame.loc[["a", "b", "c"], "recall"], RECALL)
-    assert frame.loc["b", "support"] == 2
+    assert frame.loc[["a", "b", "c"], "support"].tolist() == [2, 2, 1]
     assert frame.loc["macro avg", "f1-score"] == pytest.approx(np.mean(F1))
+    weighted = (2 * F1[0] + 2 * F1[1] + 1 * F1[2]) / 5  # each class weighted by its support
+    assert frame.loc["weighted avg", "f1-score"] == pytest.approx(weighted)
+    assert frame.loc["weighted avg", "support"] == 5
 
 
 def test_confusion_by_hand() -> None:
