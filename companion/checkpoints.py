@@ -124,17 +124,24 @@ def load_weights(model: nn.Module, path: Path, sha256: str | None = None) -> Non
 
 
 def loader_generators(loader: Any) -> list[torch.Generator]:
-    """The torch generators that drive a DataLoader's shuffling (loader's and samplers')."""
+    """The torch generators that drive a DataLoader's shuffling (loader's and samplers').
+
+    A loader that combines others (a ``loaders`` dict, e.g. ``MultiTaskLoader``) has theirs.
+    """
     found: list[torch.Generator] = []
-    for obj in (
+    inner = getattr(loader, "loaders", None)
+    objects = [
         loader,
         getattr(loader, "sampler", None),
         getattr(loader, "batch_sampler", None),
         getattr(getattr(loader, "batch_sampler", None), "sampler", None),
-    ):
+    ]
+    for obj in objects:
         gen = getattr(obj, "generator", None)
         if isinstance(gen, torch.Generator) and all(gen is not g for g in found):
             found.append(gen)
+    for part in inner.values() if isinstance(inner, dict) else ():
+        found += [g for g in loader_generators(part) if all(g is not f for f in found)]
     return found
 
 

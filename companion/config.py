@@ -38,9 +38,15 @@ def is_smoke() -> bool:
     raise ValueError(f"{SMOKE_ENV}={value!r}: use 1 (smoke run) or 0 (full run)")
 
 
-def choose(full: T, smoke: T) -> T:
-    """Pick the full-run value, or the smoke-run value when smoke mode is on."""
-    return smoke if is_smoke() else full
+def choose(full: T, smoke: T, gpu: T | None = None) -> T:
+    """Pick the full-run value, the smoke-run value in smoke mode, or ``gpu`` on CUDA.
+
+    ``gpu`` (when given) is the full-run value for a machine with a CUDA GPU: the larger
+    settings a chapter can afford there. Smoke mode wins over it.
+    """
+    if is_smoke():
+        return smoke
+    return gpu if gpu is not None and torch.cuda.is_available() else full
 
 
 class DataDirError(FileNotFoundError):

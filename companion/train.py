@@ -36,7 +36,9 @@ from companion.config import get_device, seed_everything
 from companion.metrics import classification_metrics
 from companion.text import BucketBatchSampler, collate_batch
 
-SCHEDULES = ("constant", "linear", "cosine")
+SCHEDULES = ("constant", "linear", "cosine", "slanted")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SLANT_RATIO = 32  # ULMFiT: the slanted triangle starts and ends at 1/32 of the peak rate
 # Settings that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = ("progress", "device", "checkpoint_dir")
 
@@ -56,7 +58,9 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     clip_norm: float | None = 1.0
-    schedule: str = "cosine"  # "constant" | "linear" | "cosine", after linear warmup
+    optimizer: str = "adamw"  # "adamw" | "adam" (L2 penalty in the gradient) | "sgd" (momentum)
+    momentum: float = 0.9  # for "sgd"
+    schedule: str = "cosine"  # "constant" | "linear" | "cosine" after warmup, or "slanted"
     warmup_ratio: float = 0.0
     patience: int | None = 3  # early stopping on the monitored validation metric
     monitor: str = "macro_f1"
@@ -75,6 +79,8 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"warmup_ratio must lie in [0, 1), got {self.warmup_ratio}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
         if self.patience is not None:
@@ -100,11 +106,23 @@ class TrainResult:
 
 
 def lr_lambda(schedule: str, warmup_steps: int, total_steps: int) -> Callable[[int], float]:
-    """The LR multiplier per optimizer step: linear warmup, then constant/linear/cosine decay."""
+    """The LR multiplier per optimizer step: linear warmup, then constant/linear/cosine decay.
+
+    ``"slanted"`` is ULMFiT's slanted triangular rate (Howard & Ruder 2018, eq. 3): with
+    ``cut = warmup_steps``, p = t / cut while t < cut, then 1 - (t - cut) / (T - cut), and the
+    multiplier (1 + p (ratio - 1)) / ratio with ratio = 32.
+    """
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     if total_steps < 1 or not 0 <= warmup_steps < total_steps:
         raise ValueError(f"need 0 <= warmup_steps ({warmup_steps}) < total_steps ({total_steps})")
+
+    def slanted(step: int) -> float:
+        if step < warmup_steps:
+            p = step / warmup_steps
+        else:
+            p = 1.0 - min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+        return (1.0 + p * (SLANT_RATIO - 1)) / SLANT_RATIO
 
     def factor(step: int) -> float:
         if step < warmup_steps:
@@ -116,7 +134,7 @@ def lr_lambda(schedule: str, warmup_steps: int, total_steps: int) -> Callable[[i
             return 0.5 * (1.0 + math.cos(math.pi * progress))
         return 1.0
 
-    return factor
+    return slanted if schedule == "slanted" else factor
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -136,13 +154,26 @@ def autocast(device: torch.device, amp: bool | None = None) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def classification_step(model: nn.Module, batch: Any, device: torch.device) -> torch.Tensor:
-    """Mean cross-entropy of ``model(ids, lengths)`` on a ``(ids, lengths, labels)`` batch."""
+def classification_step(
+    model: nn.Module, batch: Any, device: torch.device, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean cross-entropy of ``model(ids, lengths)`` on a ``(ids, lengths, labels)`` batch.
+
+    ``weight`` (one entry per class) weights each example's loss by its class.
+    """
     ids, lengths, labels = batch
     if len(labels) != len(ids):
         raise ValueError(f"batch has {len(ids)} sequences but {len(labels)} labels")
     logits = model(ids.to(device, non_blocking=True), lengths)
-    return nn.functional.cross_entropy(logits.float(), labels.to(device, non_blocking=True))
+    weight = weight.to(device) if weight is not None else None
+    return nn.functional.cross_entropy(
+        logits.float(), labels.to(device, non_blocking=True), weight=weight
+    )
+
+
+def class_weighted_step(weight: torch.Tensor) -> Step:
+    """A ``classification_step`` whose cross-entropy weights class c by ``weight[c]``."""
+    return partial(classification_step, weight=weight)
 
 
 @torch.no_grad()
@@ -196,10 +227,10 @@ def text_loader(
     )
 
 
-def _set_epoch(loader: Any, epoch: int) -> None:
+def set_loader_epoch(loader: Any, epoch: int) -> None:
     """Tell epoch-aware samplers (``set_epoch``) which epoch's order to use."""
     seen: list[Any] = []
-    for obj in (getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
+    for obj in (loader, getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
         if hasattr(obj, "set_epoch") and all(obj is not s for s in seen):
             obj.set_epoch(epoch)
             seen.append(obj)
@@ -261,11 +292,24 @@ class Progress:
 
 
 def make_optimizer(
-    model: nn.Module, config: TrainConfig, steps_per_epoch: int
+    model: nn.Module,
+    config: TrainConfig,
+    steps_per_epoch: int,
+    param_groups: list[dict[str, Any]] | None = None,
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW over the trainable parameters and its warmup + decay schedule."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    """The optimizer (AdamW by default) and its schedule, over ``param_groups`` or the
+    trainable parameters.
+
+    Each group may set its own ``lr`` (the schedule scales every group alike); frozen
+    parameters in a group are skipped until they receive gradients.
+    """
+    params = param_groups or [p for p in model.parameters() if p.requires_grad]
+    kinds = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                                    weight_decay=config.weight_decay)  # fmt: skip
+    else:
+        optimizer = kinds[config.optimizer](params, lr=config.lr, weight_decay=config.weight_decay)
     total = config.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(config.schedule, int(config.warmup_ratio * total), total)
@@ -296,18 +340,22 @@ def fit(
     config: TrainConfig,
     step: Step = classification_step,
     evaluate: Evaluate = evaluate_classifier,
+    param_groups: list[dict[str, Any]] | None = None,
+    epoch_start: Callable[[nn.Module, int], None] | None = None,
 ) -> TrainResult:
     """Train ``model``; return the history and the best epoch, leaving the best weights loaded.
 
     Without ``val_loader`` the loop keeps the epoch with the lowest training loss and does
     not stop early. With ``config.checkpoint_dir`` holding a checkpoint, training resumes
     after its last finished epoch (the other settings must be the same); a checkpoint that
-    does not fit raises ``CheckpointError`` before the model is touched.
+    does not fit raises ``CheckpointError`` before the model is touched. ``param_groups``
+    gives the optimizer groups (e.g. per-layer learning rates, ``companion.finetune``);
+    ``epoch_start(model, epoch)`` runs before each epoch (e.g. gradual unfreezing).
     """
     steps_per_epoch = _check_inputs(model, train_loader, config)
     device = get_device(config.device)
     ckpt = Checkpoints(config.checkpoint_dir) if config.checkpoint_dir else None
-    optimizer, scheduler = make_optimizer(model, config, steps_per_epoch)
+    optimizer, scheduler = make_optimizer(model, config, steps_per_epoch, param_groups)
     resume = ckpt.read(model, optimizer, _comparable(config), train_loader) if ckpt else None
     progress = Progress.from_checkpoint(resume.state, ckpt.state) if resume else Progress()
     seed_everything(config.seed)
@@ -322,6 +370,8 @@ def fit(
     bar = tqdm(epochs, desc="epochs", disable=not config.progress, initial=start,
                total=config.epochs)  # fmt: skip
     for epoch in bar:
+        if epoch_start is not None:
+            epoch_start(model, epoch)
         row = _run_epoch(model, train_loader, val_loader, optimizer, scheduler, step, evaluate,
                          device, config, epoch)  # fmt: skip
         if progress.record(row, monitor, mode, patience):
@@ -391,7 +441,7 @@ def _train_epoch(
     epoch: int,
 ) -> tuple[float, float]:
     """One pass over ``loader``; returns the mean batch loss and the last step's LR."""
-    _set_epoch(loader, epoch)
+    set_loader_epoch(loader, epoch)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     total, n, lr = torch.zeros((), device=device), 0, optimizer.param_groups[0]["lr"]

@@ -87,3 +87,13 @@ def test_seed_everything_repeats_random_draws() -> None:
 
 def test_machine_load_reports_load_averages() -> None:
     assert "load average" in config.machine_load()
+
+
+def test_choose_takes_the_gpu_value_only_on_cuda_and_never_in_smoke_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for smoke, cuda, expected in ((False, False, "cpu"), (False, True, "gpu"), (True, True, "s")):
+        monkeypatch.setenv("COMPANION_SMOKE", "1" if smoke else "0")
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        assert config.choose(full="cpu", smoke="s", gpu="gpu") == expected
+        assert config.choose(full="cpu", smoke="s") == ("s" if smoke else "cpu")

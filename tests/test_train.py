@@ -23,6 +23,7 @@ from companion.encoder import Encoder
 from companion.text import TextClassificationDataset, Vocab, collate_batch
 from companion.train import (
     TrainConfig,
+    class_weighted_step,
     classification_step,
     evaluate_classifier,
     fit,
@@ -395,3 +396,38 @@ def test_resume_keeps_best_epoch_and_patience_and_never_restarts(tmp_path: Path)
                   evaluate=scripted_from(F1, 5, evaluated))  # fmt: skip
     assert evaluated == [] and stopped.stopped_early and len(stopped.history) == 5
     assert_same_weights(weights(again), weights(straight))
+
+
+@pytest.mark.parametrize(
+    ("name", "reference"),
+    [("sgd", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.01)),
+     ("adam", lambda p: torch.optim.Adam(p, lr=0.1, weight_decay=0.01)),
+     ("adamw", lambda p: torch.optim.AdamW(p, lr=0.1, weight_decay=0.01))],
+)  # fmt: skip
+def test_each_optimizer_follows_torchs_own(name: str, reference) -> None:  # noqa: ANN001
+    """Three constant-rate steps of loss = (w - 3)^2 through fit and through torch directly."""
+    model = Scalar()
+    fit(model, [None] * 3, config=config(epochs=1, optimizer=name, lr=0.1, weight_decay=0.01,
+        schedule="constant", clip_norm=None), step=lambda m, b, d: (m.w - 3.0) ** 2)  # fmt: skip
+    w = torch.nn.Parameter(torch.zeros(()))
+    optimizer = reference([w])
+    for _ in range(3):
+        optimizer.zero_grad()
+        ((w - 3.0) ** 2).backward()
+        optimizer.step()
+    assert float(model.w) == pytest.approx(float(w), abs=1e-7)
+
+
+def test_class_weighted_step_matches_torch_weighted_cross_entropy() -> None:
+    data, vocab = toy_dataset()
+    model = toy_model(vocab)
+    batch = collate_batch([data[i] for i in range(6)])
+    weight = torch.tensor([0.3, 1.7])
+    logits = model(batch[0], batch[1])
+    expected = torch.nn.functional.cross_entropy(logits, batch[2], weight=weight)
+    got = class_weighted_step(weight)(model, batch, torch.device("cpu"))
+    torch.testing.assert_close(got, expected)
+    plain = classification_step(model, batch, torch.device("cpu"))
+    assert not torch.isclose(got, plain)  # the weights matter on this batch
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        TrainConfig(optimizer="rmsprop")

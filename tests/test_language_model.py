@@ -1,0 +1,148 @@
+"""Tests of companion.language_model against plain PyTorch and hand-built examples."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from companion.config import seed_everything
+from companion.language_model import (
+    EOS,
+    LanguageModel,
+    StreamWindows,
+    evaluate_lm,
+    leaked_texts,
+    lm_step,
+    nearest_words,
+    pretrain,
+    pretraining_texts,
+    sample,
+    stream_loader,
+    token_stream,
+)
+from companion.text import Vocab, tokenize
+from companion.train import TrainConfig
+
+
+def downstream() -> pd.DataFrame:
+    return pd.DataFrame({
+        "text": ["Shares rose today.", "The match ended 2-1.", "A new phone.", "Rates fell."],
+        "split": ["train", "validation", "test", "train"],
+    })  # fmt: skip
+
+
+def test_pretraining_corpus_excludes_every_validation_and_test_text() -> None:
+    extra = {"other news": ["the MATCH ended 2-1 .", "Something else entirely.", "A new  phone."]}
+    corpus = pretraining_texts(downstream(), extra)
+    assert list(corpus["text"]) == ["Shares rose today.", "Rates fell.", "Something else entirely."]
+    assert list(corpus["source"]) == ["downstream train", "downstream train", "other news"]
+    assert corpus.attrs["removed"] == {"downstream train": 0, "other news": 2}
+    assert leaked_texts(corpus["text"], downstream()) == 0
+    assert leaked_texts(extra["other news"], downstream()) == 2
+
+
+def test_token_stream_ends_each_document() -> None:
+    vocab = Vocab.build([["a", "b", EOS]])
+    stream = token_stream(["a b", "b"], vocab)
+    assert vocab.decode(stream.tolist()) == ["a", "b", EOS, "b", EOS]
+
+
+def test_windows_are_shifted_by_one_and_cover_the_stream() -> None:
+    stream = torch.arange(11)
+    windows = StreamWindows(stream, seq_len=3)
+    assert len(windows) == 3  # (11 - 1) // 3
+    x, y = windows[1]
+    assert x.tolist() == [3, 4, 5] and y.tolist() == [4, 5, 6]
+    with pytest.raises(IndexError):
+        windows[3]
+    with pytest.raises(ValueError, match="at least seq_len"):
+        StreamWindows(torch.arange(3), seq_len=3)
+
+
+def tiny_lm(tie: bool = True, hidden: int = 6) -> LanguageModel:
+    seed_everything(0)
+    return LanguageModel(vocab_size=12, embed_dim=4, hidden_size=hidden, tie=tie)
+
+
+def test_logits_match_plain_pytorch_with_tied_weights() -> None:
+    model = tiny_lm().eval()
+    assert model.tied
+    assert model.output.weight.data_ptr() == model.encoder.embedding.weight.data_ptr()
+    ids = torch.randint(2, 12, (3, 7))
+    lstm = nn.LSTM(4, 6, batch_first=True)
+    lstm.load_state_dict(model.encoder.lstm.state_dict())
+    states, _ = lstm(nn.functional.embedding(ids, model.encoder.embedding.weight))
+    projected = states @ model.projection.weight.T + model.projection.bias
+    expected = projected @ model.encoder.embedding.weight.T + model.output.bias
+    torch.testing.assert_close(model(ids), expected)
+
+
+def test_untied_model_has_its_own_output_matrix() -> None:
+    tied, untied = tiny_lm(tie=True), tiny_lm(tie=False)
+    extra = sum(p.numel() for p in untied.parameters()) - sum(p.numel() for p in tied.parameters())
+    assert extra == 12 * 4 and not untied.tied
+    assert tiny_lm(hidden=4).projection is None
+
+
+def test_loss_and_perplexity_match_torch_cross_entropy() -> None:
+    model = tiny_lm()
+    batches = [(torch.randint(2, 12, (2, 5)), torch.randint(2, 12, (2, 5))) for _ in range(3)]
+    with torch.no_grad():
+        logits = torch.cat([model(x) for x, _ in batches]).flatten(0, 1)
+        targets = torch.cat([y for _, y in batches]).flatten()
+        reference = nn.functional.cross_entropy(logits, targets).item()
+    metrics = evaluate_lm(model, batches, torch.device("cpu"))
+    assert metrics["loss"] == pytest.approx(reference, rel=1e-6)
+    assert metrics["perplexity"] == pytest.approx(math.exp(reference), rel=1e-6)
+    step = lm_step(model, batches[0], torch.device("cpu"))
+    inputs, targets = batches[0]
+    manual = nn.functional.cross_entropy(model(inputs).flatten(0, 1), targets.flatten())
+    torch.testing.assert_close(step, manual)
+
+
+def test_pretraining_learns_a_repeating_stream_and_resumes_from_its_checkpoint(tmp_path) -> None:
+    stream = torch.tensor([2, 3, 4, 5, 6] * 60)
+    model = tiny_lm(hidden=16)
+    config = TrainConfig(epochs=8, lr=3e-2, device="cpu", progress=False, patience=None,
+                         checkpoint_dir=tmp_path)  # fmt: skip
+    result = pretrain(model, stream, stream[:101], seq_len=10, batch_size=4, config=config)
+    assert result.history["val_perplexity"].iloc[-1] < 1.5  # near-deterministic next token
+    again = tiny_lm(hidden=16)
+    reread = pretrain(again, stream, stream[:101], seq_len=10, batch_size=4, config=config)
+    assert reread.resumed_from == 8
+    for a, b in zip(model.parameters(), again.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_sampling_follows_the_learned_cycle_and_respects_blocked_tokens() -> None:
+    words = ["a", "b", "c", "d", "e"]
+    vocab = Vocab.build([words])
+    stream = token_stream([" ".join(words * 40)], vocab)
+    model = LanguageModel(len(vocab), 8, 16)
+    config = TrainConfig(epochs=10, lr=3e-2, device="cpu", progress=False, patience=None)
+    pretrain(model, stream, stream[:101], seq_len=10, batch_size=4, config=config)
+    text = sample(model, vocab, "a b", n_tokens=8, temperature=0.3, seed=1)
+    assert text == "a b c d e a b c d e"
+    cold = sample(model, vocab, "a", n_tokens=5, temperature=1e-3, seed=2, blocked=["b"])
+    assert "b" not in cold.split()[1:]
+    with pytest.raises(ValueError, match="temperature"):
+        sample(model, vocab, "a", temperature=0)
+
+
+def test_stream_loader_shuffles_reproducibly() -> None:
+    stream = torch.arange(41)
+    first = [x[:, 0].tolist() for x, _ in stream_loader(stream, 4, 3, seed=5)]
+    second = [x[:, 0].tolist() for x, _ in stream_loader(stream, 4, 3, seed=5)]
+    assert first == second and sorted(sum(first, [])) == list(range(0, 40, 4))
+
+
+def test_nearest_words_by_cosine() -> None:
+    vocab = Vocab.build([tokenize("x y z")])
+    table = torch.tensor([[9.0, 9], [9, -9], [1, 0], [0.9, 0.1], [0, 1]])  # pad, unk, x, y, z
+    assert nearest_words(table, vocab, "x", k=2) == ["y", "z"]
+    with pytest.raises(KeyError, match="not in the vocabulary"):
+        nearest_words(table, vocab, "w")
