@@ -22,7 +22,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export HF_HUB_OFFLINE := 1
 $(shell mkdir -p .cache/jupyter-runtime .cache/ipython .cache/matplotlib)
 
-.PHONY: setup vendor book test lint unit notebooks browser lab serve execute clean
+.PHONY: setup vendor book test prerequisites lint unit notebooks browser lab serve execute clean
 
 setup: $(STAMP)
 
@@ -66,7 +66,12 @@ notebooks: setup
 browser: book
 	$(PYTEST) tests -m browser
 
-test: lint unit notebooks browser
+# Fail in one line, before minutes of work, when a system tool the tests need is missing.
+prerequisites:
+	@missing=""; for tool in $(PYTHON) node npm chromium; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then echo "make test needs:$$missing (Debian/Ubuntu: sudo apt-get install python3-venv nodejs npm chromium)"; exit 1; fi
+
+test: prerequisites lint unit notebooks browser
 
 lab: setup
 	$(BIN)/jupyter lab notebooks --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
