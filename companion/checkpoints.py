@@ -158,6 +158,12 @@ def rng_states(loader: Any) -> dict[str, Any]:
     }
 
 
+def _numpy_state(saved: dict[str, Any]) -> dict[str, Any]:
+    """NumPy's state dict from its saved form (the key as a list of ints), for ``set_state``."""
+    state = dict(saved["state"], key=np.asarray(saved["state"]["key"], dtype=np.uint32))
+    return {**saved, "state": state}
+
+
 def check_rng_states(states: Any, loader: Any) -> None:
     """Raise ValueError unless ``set_rng_states(states, loader)`` will succeed.
 
@@ -172,9 +178,7 @@ def check_rng_states(states: Any, loader: Any) -> None:
     }:
         raise ValueError("the random-number states are incomplete")
     random.Random().setstate(states["python"])
-    numpy_state = {**states["numpy"], "state": dict(states["numpy"]["state"])}
-    numpy_state["state"]["key"] = np.asarray(numpy_state["state"]["key"], dtype=np.uint32)
-    np.random.RandomState().set_state(numpy_state)
+    np.random.RandomState().set_state(_numpy_state(states["numpy"]))
     torch.Generator().set_state(states["torch"])
     gens = loader_generators(loader)
     if len(gens) != len(states["loader"]):
@@ -189,9 +193,7 @@ def check_rng_states(states: Any, loader: Any) -> None:
 def set_rng_states(states: dict[str, Any], loader: Any) -> None:
     """Restore the states saved by ``rng_states`` (check them first: ``check_rng_states``)."""
     random.setstate(states["python"])
-    numpy_state = {**states["numpy"], "state": dict(states["numpy"]["state"])}
-    numpy_state["state"]["key"] = np.asarray(numpy_state["state"]["key"], dtype=np.uint32)
-    np.random.set_state(numpy_state)  # noqa: NPY002
+    np.random.set_state(_numpy_state(states["numpy"]))  # noqa: NPY002
     torch.set_rng_state(states["torch"])
     if states["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
