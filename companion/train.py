@@ -8,6 +8,9 @@ weights and, after every epoch, everything needed to resume (``companion.checkpo
 calling ``fit`` again with the same ``checkpoint_dir`` resumes after the last finished
 epoch, and on a CPU ends with weights bit-identical to an uninterrupted run. A checkpoint
 that does not fit is refused before the model, the optimizer or any random state changes.
+Launched with ``torchrun`` (see ``companion.distributed``), ``fit`` trains the model in
+DistributedDataParallel, averages the training loss over the processes and writes
+checkpoints and progress bars from rank 0 only.
 
 Chapters with other batch formats pass their own ``step(model, batch, device) -> loss`` and
 ``evaluate(model, loader, device) -> dict``.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -33,6 +36,7 @@ from tqdm.auto import tqdm
 from companion.checkpoints import CheckpointError, Checkpoints, load_weights, rng_states
 from companion.checks import check_ints
 from companion.config import get_device, seed_everything
+from companion.distributed import all_mean, barrier, broadcast, is_main, wrap_model
 from companion.metrics import classification_metrics
 from companion.text import BucketBatchSampler, collate_batch
 
@@ -180,15 +184,19 @@ def class_weighted_step(weight: torch.Tensor) -> Step:
 def predict(
     model: nn.Module, loader: Iterable, device: torch.device | str | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """True labels, predicted labels and class probabilities over a classification loader."""
+    """True labels, predicted labels and class probabilities over a classification loader.
+
+    Batches are ``(ids, lengths, labels)`` tuples, or dicts of a Hugging Face classifier's
+    inputs with ``labels``.
+    """
     device = get_device() if device is None else torch.device(device)
     was_training = model.training
     model.eval()
     y_true, probs = [], []
     try:
-        for ids, lengths, labels in loader:
+        for batch in loader:
             with autocast(device):
-                logits = model(ids.to(device, non_blocking=True), lengths)
+                logits, labels = classifier_logits(model, batch, device)
             probs.append(torch.softmax(logits.float(), dim=-1).cpu())
             y_true.append(labels)
     finally:
@@ -197,6 +205,17 @@ def predict(
         raise ValueError("predict got an empty loader")
     p = torch.cat(probs).numpy()
     return torch.cat(y_true).numpy(), p.argmax(axis=1), p
+
+
+def classifier_logits(
+    model: nn.Module, batch: Any, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A classifier's logits and the labels of an ``(ids, lengths, labels)`` or dict batch."""
+    if isinstance(batch, Mapping):  # Hugging Face models: keyword inputs, ``.logits`` output
+        inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "labels"}
+        return model(**inputs).logits, batch["labels"]
+    ids, lengths, labels = batch
+    return model(ids.to(device, non_blocking=True), lengths), labels
 
 
 def evaluate_classifier(
@@ -362,34 +381,40 @@ def fit(
     model.to(device)
     if resume:
         resume.restore(model, optimizer, scheduler, train_loader)
+    trainer = wrap_model(model, device)  # DistributedDataParallel under torchrun
 
     monitor, mode = (f"val_{config.monitor}", config.mode) if val_loader else ("train_loss", "min")
     patience = config.patience if val_loader is not None else None
     start, best_weights = len(progress.rows), None
     epochs = range(0) if progress.stopped else range(start, config.epochs)
-    bar = tqdm(epochs, desc="epochs", disable=not config.progress, initial=start,
+    bar = tqdm(epochs, desc="epochs", disable=not (config.progress and is_main()), initial=start,
                total=config.epochs)  # fmt: skip
     for epoch in bar:
         if epoch_start is not None:
             epoch_start(model, epoch)
-        row = _run_epoch(model, train_loader, val_loader, optimizer, scheduler, step, evaluate,
-                         device, config, epoch)  # fmt: skip
+        row = _run_epoch(trainer, model, train_loader, val_loader, optimizer, scheduler, step,
+                         evaluate, device, config, epoch)  # fmt: skip
         if progress.record(row, monitor, mode, patience):
             if ckpt:
-                ckpt.save_best(model, epoch + 1)
+                if is_main():
+                    ckpt.save_best(model, epoch + 1)
             else:
                 best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         bar.set_postfix({"loss": f"{row['train_loss']:.4f}", monitor: f"{row[monitor]:.4f}"})
-        if ckpt:
+        if ckpt and is_main():
             ckpt.save_last(model, {
                 "epoch": epoch + 1, "config": _comparable(config), "progress": asdict(progress),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "rng": rng_states(train_loader),
             })  # fmt: skip
+        if ckpt:
+            barrier()  # the other processes wait until rank 0 has written the files
         if progress.stopped:
             break
     bar.close()
 
+    if ckpt:
+        ckpt.best_sha256 = broadcast(ckpt.best_sha256)  # only rank 0 wrote the best weights
     if ckpt and ckpt.best_sha256:
         load_weights(model, ckpt.best, ckpt.best_sha256)
     elif best_weights is not None:
@@ -407,6 +432,7 @@ def fit(
 
 
 def _run_epoch(
+    trainer: nn.Module,
     model: nn.Module,
     train_loader: DataLoader,
     val_loader: DataLoader | None,
@@ -418,10 +444,10 @@ def _run_epoch(
     config: TrainConfig,
     epoch: int,
 ) -> dict[str, float]:
-    """Train one epoch, then evaluate; the epoch's history row."""
+    """Train ``trainer`` (``model``, or its DDP wrapper) one epoch, evaluate ``model``; the row."""
     tic = time.perf_counter()
     train_loss, lr = _train_epoch(
-        model, train_loader, optimizer, scheduler, step, device, config, epoch
+        trainer, train_loader, optimizer, scheduler, step, device, config, epoch
     )
     row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr}
     if val_loader is not None:
@@ -440,12 +466,13 @@ def _train_epoch(
     config: TrainConfig,
     epoch: int,
 ) -> tuple[float, float]:
-    """One pass over ``loader``; returns the mean batch loss and the last step's LR."""
+    """One pass over ``loader``; the mean batch loss (over all processes) and the last LR."""
     set_loader_epoch(loader, epoch)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     total, n, lr = torch.zeros((), device=device), 0, optimizer.param_groups[0]["lr"]
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not config.progress)
+    show = config.progress and is_main()
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not show)
     for batch in bar:
         with autocast(device, config.amp):
             loss = step(model, batch, device)
@@ -460,7 +487,7 @@ def _train_epoch(
         n += 1
         if n % 20 == 0:
             bar.set_postfix(loss=f"{float(total) / n:.4f}")
-    mean = float(total) / max(n, 1)
+    mean = all_mean(float(total) / max(n, 1))
     if not math.isfinite(mean):
         raise FloatingPointError(f"training loss became {mean} in epoch {epoch + 1}")
     return mean, lr
