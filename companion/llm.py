@@ -16,6 +16,9 @@ import importlib.util
 import os
 import shutil
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +49,9 @@ def load_gguf(path: Path) -> tuple[Any, Any]:
 
     path = Path(path)
     options = {"gguf_file": path.name, "local_files_only": True}
-    model = AutoModelForCausalLM.from_pretrained(path.parent, dtype=torch.float32, **options)
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, **options)
+    with quiet_loading():
+        model = AutoModelForCausalLM.from_pretrained(path.parent, dtype=torch.float32, **options)
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, **options)
     return model, tokenizer
 
 
@@ -87,13 +91,39 @@ def causal_lm_path(gguf: Path | None = None) -> Path:
     return folder
 
 
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence transformers' loading bars and notices (e.g. "newly initialized head") inside."""
+    from transformers.utils import logging
+
+    verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()
+
+
 def load_causal_lm(name_or_path: str | Path | None = None) -> tuple[Any, Any]:
     """Model and tokenizer: SmolLM2 by default, else any Hugging Face name or local folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = causal_lm_path() if name_or_path is None else name_or_path
-    model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=False)
+    with quiet_loading():
+        model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=False)
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def with_adapters(model: Any, config: Any) -> Any:
+    """``peft.get_peft_model(model, config)``, without a deprecation notice peft 0.21 triggers."""
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():  # it calls a method that transformers 5 renamed
+        warnings.simplefilter("ignore", FutureWarning)
+        return get_peft_model(model, config)
