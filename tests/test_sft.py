@@ -6,8 +6,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from companion import llm
+from companion import llm, sft
 from companion.sft import IGNORE, chat_example, collate_sft
+
+CPU = torch.device("cpu")
 
 PAIRS = [
     ("Classify this news article: shares rose.", "business"),
@@ -64,3 +66,105 @@ def test_bad_batches_are_refused() -> None:
         collate_sft([], 0)
     with pytest.raises(ValueError, match="3 input ids but 2 labels"):
         collate_sft([{"input_ids": [1, 2, 3], "labels": [1, 2]}], 0)
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tokenizer) -> LlamaForCausalLM:  # noqa: ANN001
+    """A one-layer random Llama over SmolLM2's vocabulary."""
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def test_our_loss_equals_trl_completion_only_loss(tokenizer, tiny_llama, tmp_path) -> None:  # noqa: ANN001
+    """TRL's SFTTrainer, prompt-completion data, completion_only_loss: same tokens, same loss."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": p}],
+            "completion": [{"role": "assistant", "content": r}],
+        }
+        for p, r in PAIRS
+    ]
+    args = SFTConfig(
+        output_dir=str(tmp_path),
+        completion_only_loss=True,
+        report_to="none",
+        use_cpu=True,
+        per_device_train_batch_size=len(PAIRS),
+        max_length=None,
+    )
+    trainer = SFTTrainer(
+        model=tiny_llama,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+    )
+    ours = [chat_example(tokenizer, p, r) for p, r in PAIRS]
+    for row, example in zip(trainer.train_dataset, ours, strict=True):
+        assert row["input_ids"] == example["input_ids"] and row["labels"] == example["labels"]
+    batch = next(iter(trainer.get_train_dataloader()))
+    with torch.no_grad():
+        theirs = trainer.compute_loss(tiny_llama, batch)
+        loss = sft.causal_lm_step(tiny_llama, collate_sft(ours, tokenizer.pad_token_id), CPU)
+    torch.testing.assert_close(loss, theirs)
+
+
+def test_sft_loader_buckets_and_evaluate_counts_each_token(tokenizer, tiny_llama) -> None:  # noqa: ANN001
+    examples = [chat_example(tokenizer, f"Say {'very ' * n}much", "ok " * n) for n in range(1, 9)]
+    loader = sft.sft_loader(sft.SFTDataset(examples), tokenizer.pad_token_id, 4, shuffle=False)
+    batches = list(loader)
+    assert [len(b["input_ids"]) for b in batches] == [4, 4]
+    assert batches[0]["input_ids"].shape[1] < batches[1]["input_ids"].shape[1]
+    whole = collate_sft(examples, tokenizer.pad_token_id)
+    with torch.no_grad():
+        expected = float(tiny_llama(**whole).loss)
+    got = sft.evaluate_causal_lm(tiny_llama, loader, CPU)["loss"]
+    assert got == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="no examples"):
+        sft.SFTDataset([])
+
+
+def test_constrained_scores_equal_full_forward_log_probabilities(tokenizer, tiny_llama) -> None:  # noqa: ANN001
+    answers = ["business", "entertainment", "politics", "sport", "tech"]
+    prompts = [sft.classify_prompt("Shares rose in London.", answers), "Pick one."]
+    shots = [("Pick a colour.", "tech")]
+    scores = sft.score_answers(tiny_llama, tokenizer, prompts, answers, shots, progress=False)
+    assert scores.shape == (2, 5)
+    for row, prompt in enumerate(prompts):
+        prompt_ids = sft.chat_prompt_ids(tokenizer, prompt, shots)
+        for col, answer in enumerate(sft.answer_ids(tokenizer, answers)):
+            ids = torch.tensor([prompt_ids + answer])
+            with torch.no_grad():
+                logp = torch.log_softmax(tiny_llama(ids).logits[0], -1)
+            n = len(prompt_ids)
+            expected = sum(float(logp[n - 1 + j, t]) for j, t in enumerate(answer))
+            assert scores[row, col] == pytest.approx(expected, abs=1e-4)
+    assert tokenizer.decode(sft.answer_ids(tokenizer, ["sport"])[0]) == "sport<|im_end|>\n"
+
+
+def test_generation_is_greedy_and_batching_does_not_change_it(tokenizer, tiny_llama) -> None:  # noqa: ANN001
+    prompts = [sft.headline_prompt("Shares rose."), sft.headline_prompt("The long match ended.")]
+    batched = sft.generate_responses(
+        tiny_llama, tokenizer, prompts, 5, batch_size=2, progress=False
+    )
+    alone = [
+        sft.generate_responses(tiny_llama, tokenizer, [p], 5, progress=False)[0] for p in prompts
+    ]
+    assert batched == alone and all(isinstance(a, str) for a in batched)
+
+
+def test_clip_tokens_keeps_the_first_tokens(tokenizer) -> None:  # noqa: ANN001
+    text = "One two three four five six seven eight."
+    clipped = sft.clip_tokens(tokenizer, text, 3)
+    assert text.startswith(clipped) and len(tokenizer(clipped).input_ids) == 3
+    assert sft.clip_tokens(tokenizer, "Short.", 50) == "Short."
