@@ -1,0 +1,148 @@
+"""Tests of the command line: configs are checked, runs resume, and two processes agree."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from companion import cli
+
+CONFIG = """
+task = "classify"
+dataset = "bbc"
+model = "{model}"
+strategy = "full"
+epochs = 2
+batch_size = 4
+lr = 1e-3
+max_length = 32
+rows_per_class = 2
+output_dir = "{out}"
+"""
+
+
+def write_config(folder: Path, model: Path, out: Path, **extra: object) -> Path:
+    """A tiny run's TOML file in ``folder``."""
+    text = CONFIG.format(model=model, out=out)
+    text += "".join(f"{k} = {json.dumps(v)}\n" for k, v in extra.items())
+    path = folder / f"{out.name}.toml"
+    path.write_text(text)
+    return path
+
+
+def weights(out: Path) -> dict[str, torch.Tensor]:
+    """The trained model a run saved."""
+    return load_file(out / "model" / "model.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('output_dir = "x"\nepoch = 3\n', "unknown keys \\['epoch'\\]"),
+        ('output_dir = "x"\nepochs = "3"\n', "epochs must be a int, got '3'"),
+        ('output_dir = "x"\nstrategy = "probe"\ntask = "sft"\n', "strategy must be one of"),
+        ('output_dir = "x"\nlr = 0\n', "lr must be > 0"),
+        ("epochs = 3\n", "output_dir is required"),
+        ("epochs = = 3\n", "not valid TOML"),
+    ],
+)
+def test_bad_configs_name_the_file_and_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    with pytest.raises(cli.ConfigError, match=message) as err:
+        cli.read_config(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["finetune", "--config", str(tmp_path / "none.toml")])
+    assert (
+        stop.value.code == 2 and "none.toml: no such configuration file" in capsys.readouterr().err
+    )
+
+
+def test_a_run_writes_metrics_and_resumes_after_a_stop(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    whole = tmp_path / "whole"
+    assert (
+        cli.main(["finetune", "--config", str(write_config(tmp_path, tiny_bert_dir, whole))]) == 0
+    )
+    metrics = json.loads((whole / "metrics.json").read_text())
+    assert (
+        metrics["processes"] == 1 and metrics["ranks_agree"] and metrics["resumed_from_epoch"] == 0
+    )
+    assert set(metrics["test"]) >= {"accuracy", "macro_f1", "loss"}
+    assert (whole / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
+
+    split = tmp_path / "split"
+    config = write_config(tmp_path, tiny_bert_dir, split)
+    cli.main(["finetune", "--config", str(config), "--stop-after", "1"])
+    assert not (split / "metrics.json").exists() and (split / "checkpoints").is_dir()
+    cli.main(["finetune", "--config", str(config)])
+    assert json.loads((split / "metrics.json").read_text())["resumed_from_epoch"] == 1
+    for name, tensor in weights(whole).items():  # bit-identical to the uninterrupted run
+        assert torch.equal(tensor, weights(split)[name]), name
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_equal_one_with_the_same_global_batch(
+    tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    """torchrun, 2 CPU processes (gloo): identical weights on both, equal to 1 process."""
+    single, double = tmp_path / "single", tmp_path / "double"
+    cli.main(["finetune", "--config", str(write_config(tmp_path, tiny_bert_dir, single))])
+    env = os.environ | {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_port", str(free_port()), "-m", "companion", "finetune",
+               "--config", str(write_config(tmp_path, tiny_bert_dir, double))]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((double / "metrics.json").read_text())
+    assert metrics["processes"] == 2 and metrics["ranks_agree"]  # checked across ranks at the end
+    one, two = weights(single), weights(double)
+    assert one.keys() == two.keys()
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], atol=1e-5, rtol=1e-4, msg=name)
+    assert any(not torch.equal(one[n], load_file(tiny_bert_dir / "model.safetensors")[n])
+               for n in one)  # fmt: skip
+
+
+def test_an_sft_run_with_lora_saves_the_adapter(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from companion import llm
+
+    tokenizer = AutoTokenizer.from_pretrained(llm.smollm2_gguf().parent, gguf_file=llm.SMOLLM2_FILE)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )
+    folder = tmp_path / "tiny-llama"
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    out = tmp_path / "sft"
+    path = write_config(tmp_path, folder, out, lora_rank=4)
+    path.write_text(path.read_text().replace('"classify"', '"sft"').replace('"full"', '"lora"'))
+    assert cli.main(["finetune", "--config", str(path)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["task"] == "sft" and metrics["test"]["loss"] > 0
+    assert (out / "model" / "adapter_config.json").is_file()
