@@ -16,9 +16,11 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 from nbclient import NotebookClient
 
 from companion import __version__
@@ -110,6 +112,63 @@ def execute_notebook(path: Path, timeout: int | None = None) -> dict:
     cell.source = run_info_markdown(run)
     atomic_write_text(path, nbformat.writes(nb) + "\n")
     return run
+
+
+class _HTMLTable(HTMLParser):
+    """The cell texts of an HTML table, row by row (what ``DataFrame.to_html`` writes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.head_rows, self._in_head, self._cell = 0, False, None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "thead":
+            self._in_head = True
+        elif tag == "tr":
+            self.rows.append([])
+            self.head_rows += self._in_head
+        elif tag in ("th", "td"):
+            self._cell = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "thead":
+            self._in_head = False
+        elif tag in ("th", "td") and self._cell is not None:
+            self.rows[-1].append(self._cell.strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell += data
+
+
+def stored_table(path: Path, marker: str) -> pd.DataFrame:
+    """The first DataFrame shown by the stored outputs of the code cell containing ``marker``.
+
+    It reads what an executed chapter printed, so a later chapter can set its measured
+    results beside new ones without running it again. Numbers come back as floats.
+    """
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "code" and marker in c.source]
+    if len(cells) != 1:
+        raise ValueError(f"{path}: {len(cells)} code cells contain {marker!r}; need exactly 1")
+    html = [o["data"]["text/html"] for o in cells[0].outputs if "text/html" in o.get("data", {})]
+    if not html:
+        raise ValueError(f"{path}: the cell containing {marker!r} shows no table (run it first)")
+    table = _HTMLTable()
+    table.feed(html[0])
+    header, body = table.rows[0], table.rows[table.head_rows :]
+    index_name = table.rows[1][0] if table.head_rows > 1 else None
+    frame = pd.DataFrame([r[1:] for r in body], columns=header[1:],
+                         index=pd.Index([r[0] for r in body], name=index_name))  # fmt: skip
+    return frame.apply(_numbers_if_all_are)
+
+
+def _numbers_if_all_are(column: pd.Series) -> pd.Series:
+    """The column as numbers when every entry parses as one, else unchanged."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    return column if numbers.isna().any() else numbers
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from companion import notebooks
@@ -140,3 +141,18 @@ def test_shown_source_is_the_current_code(path: Path) -> None:
         assert source.strip("\n") == inspect.getsource(obj).strip("\n"), (
             f"{path.name} shows an old {name}: run `make execute`"
         )
+
+
+def test_stored_table_reads_back_a_shown_dataframe(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {"accuracy": [0.938, 0.5], "name": ["a & b", "c"]},
+        index=pd.Index(["full fine-tuning", "head only"], name="strategy"),
+    )
+    cell = nbformat.v4.new_code_cell("results = run()  # the results table\nresults")
+    shown = {"text/html": frame.to_html(), "text/plain": str(frame)}
+    cell.outputs = [nbformat.v4.new_output("execute_result", shown)]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    pd.testing.assert_frame_equal(notebooks.stored_table(path, "the results table"), frame)
+    with pytest.raises(ValueError, match="0 code cells contain 'missing'"):
+        notebooks.stored_table(path, "missing")
