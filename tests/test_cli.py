@@ -70,6 +70,14 @@ def test_missing_config_file_is_a_clear_error(tmp_path: Path, capsys) -> None:  
     )
 
 
+def test_python_dash_m_companion_is_the_command_line(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "companion", "finetune", "--config", str(tmp_path / "none.toml")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 2 and "none.toml: no such configuration file" in run.stderr
+
+
 def test_a_run_writes_metrics_and_resumes_after_a_stop(tiny_bert_dir: Path, tmp_path: Path) -> None:
     whole = tmp_path / "whole"
     assert (
