@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 from companion.config import REPO_ROOT
 
@@ -26,3 +28,14 @@ def test_readme_quickstart_is_the_two_commands() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     ci = (REPO_ROOT / ".ci" / "run").read_text()
     assert ci.rstrip().splitlines()[-1] == "make test"
+
+
+def test_jupyterlab_renders_myst() -> None:
+    """``make lab`` renders MyST (folded solutions, math): jupyterlab-myst loads, not flagged."""
+    listing = subprocess.run(
+        [sys.executable, "-m", "jupyter", "labextension", "list"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    text = re.sub(r"\x1b\[[0-9;]*m", "", listing.stdout + listing.stderr)  # no colours
+    assert re.search(r"jupyterlab-myst v[\d.]+ enabled OK", text), text
+    assert "not compatible" not in text, text
