@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from companion.io import atomic_write_text
 RUN_KEY = "companion_run"
 RUN_INFO_TAG = "run-info"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+ADDRESS_REPR = re.compile(r"^<[\w.]+ (object )?at 0x[0-9a-f]+>$")  # a pandas Styler's text/plain
 
 
 def source_digest(nb: nbformat.NotebookNode) -> str:
@@ -76,6 +78,18 @@ def strip_widgets(nb: nbformat.NotebookNode) -> int:
     return dropped
 
 
+def drop_address_reprs(nb: nbformat.NotebookNode) -> int:
+    """Drop ``<... at 0x...>`` text beside a richer output (an HTML table); return how many."""
+    dropped = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if len(data) > 1 and ADDRESS_REPR.match(data.get("text/plain", "").strip()):
+                del data["text/plain"]
+                dropped += 1
+    return dropped
+
+
 def run_info_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The notebook's single markdown cell tagged ``run-info``."""
     cells = [c for c in nb.cells if RUN_INFO_TAG in c.get("metadata", {}).get("tags", [])]
@@ -99,6 +113,7 @@ def execute_notebook(path: Path, timeout: int | None = None) -> dict:
     )
     client.execute()
     strip_widgets(nb)
+    drop_address_reprs(nb)
     run = {
         "mode": "full",
         "device": device_name(get_device()),

@@ -60,6 +60,16 @@ def test_progress_widgets_are_not_stored(tmp_path, monkeypatch) -> None:
     assert [o.get("text") for o in outputs] == ["done\n"]
 
 
+def test_memory_addresses_are_not_stored(tmp_path, monkeypatch) -> None:
+    """A Styler's text is ``<... Styler at 0x7f...>``: the page keeps its HTML table only."""
+    monkeypatch.delenv(SMOKE_ENV, raising=False)
+    code = "import pandas as pd\npd.DataFrame({'a': [1.5]}).style.format('{:.2f}')"
+    path = tiny_notebook(tmp_path / "t.ipynb", code=code)
+    notebooks.execute_notebook(path)
+    (output,) = nbformat.read(path, as_version=4).cells[1].outputs
+    assert list(output["data"]) == ["text/html"] and "1.50" in output["data"]["text/html"]
+
+
 def test_failing_notebook_leaves_the_file_untouched(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv(SMOKE_ENV, raising=False)
     path = tiny_notebook(tmp_path / "t.ipynb", code="raise RuntimeError('boom')")
@@ -114,6 +124,37 @@ def test_chapter_follows_the_skeleton(path: Path) -> None:
     positions = [text.find(f"\n{h}") for h in wanted]
     assert all(p >= 0 for p in positions), f"missing sections: {wanted}"
     assert positions == sorted(positions), "sections out of order"
+
+
+MACHINE_TRACES = re.compile(
+    r"/tmp/|/work/|/home/|/root/|/Users/|[A-Z]:\\|ipykernel_|site-packages| at 0x[0-9a-f]{6,}"
+)
+
+
+def stored_text(cell: nbformat.NotebookNode) -> str:
+    """Every stored text output of a code cell (streams, tracebacks, text and HTML)."""
+    parts = []
+    for output in cell.get("outputs", []):
+        parts += [output.get("text", ""), "\n".join(output.get("traceback", []))]
+        parts += [v for k, v in output.get("data", {}).items() if k.startswith("text/")]
+    return "\n".join(parts)
+
+
+def test_machine_traces_are_caught() -> None:
+    cell = nbformat.v4.new_code_cell("load()")
+    warning = "/tmp/ipykernel_5959/98.py:1: UserWarning: only the test split is in /work/data"
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=warning)]
+    assert MACHINE_TRACES.findall(stored_text(cell)) == ["/tmp/", "ipykernel_", "/work/"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_stored_outputs_show_nothing_of_the_machine(path: Path) -> None:
+    """No local paths, kernel file names or install folders in what the rendered book shows."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            found = MACHINE_TRACES.findall(stored_text(cell))
+            assert not found, f"{path.name}: output of `{cell.source[:60]}` shows {found}"
 
 
 def shown_sources(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
