@@ -157,6 +157,86 @@ def test_stored_outputs_show_nothing_of_the_machine(path: Path) -> None:
             assert not found, f"{path.name}: output of `{cell.source[:60]}` shows {found}"
 
 
+# Numbers that read like results: decimals, counts with thousands separators, and anything with
+# a unit of scale (12 %, 2.8×, 22.7 M, 1.5 million, 148 k); not parts of names (SmolLM2-135M).
+# Small plain integers (chapter numbers, epochs) pass.
+PROSE_NUMBER = re.compile(
+    r"(?<![\w.,-])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+    r"(?:\s?(%|×|M\b|million\b|k\b))?"
+)
+OUTPUT_NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+NOT_PROSE = re.compile(r"\$\$.*?\$\$|\$[^$\n]*\$|`[^`]*`|\]\([^)]*\)|\(eq-[\w-]+\)", re.DOTALL)
+SCALE = {None: 1.0, "%": 0.01, "×": 1.0, "M": 1e6, "million": 1e6, "k": 1e3}
+# Numbers in the prose that are settings, facts of a data set or a model, or published results
+# (cited there), not measurements of this book: each with the reason it needs no stored cell.
+PROSE_CONSTANTS = {
+    "01_glove": {"30,000": "evaluation setting", "65,536": "exercise setting",
+                 "262,144": "exercise setting"},
+    "04_encoder": {"2,092": "the data set's size, printed by chapter 0"},
+    "05_decoder": {"0.5": "exercise setting"},
+    "06_classifier": {"2,225": "the data set's raw file count, printed by chapter 0"},
+    "07_pretraining": {"2,000": "exercise setting"},
+    "08_supervised_fine_tuning": {"20×": "ULMFiT's published claim (cited)",
+                                  "20%": "the experiment's setting, MINORITY_SHARE",
+                                  "1,150": "AWD-LSTM's width (cited)",
+                                  "103 million": "WikiText-103's size (cited)"},
+    "09_transformer_fine_tuning": {"83.2 %": "published (cited)", "85.3 %": "published (cited)",
+                                   "5.24": "the pinned transformers version",
+                                   "11,314": "20 Newsgroups' by-date training split"},
+    "10_llm_supervised_fine_tuning": {"10 %": "warm-up setting"},
+}  # fmt: skip
+
+
+def prose_numbers(nb: nbformat.NotebookNode) -> list[str]:
+    """Result-like numbers in the markdown cells, outside math, code and link targets."""
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and notebooks.RUN_INFO_TAG not in cell.metadata.get(
+            "tags", []
+        ):
+            for match in PROSE_NUMBER.finditer(NOT_PROSE.sub(" ", cell.source)):
+                number, unit = match.groups()
+                if unit or "." in number or "," in number:
+                    found.append(match.group(0))
+    return found
+
+
+def shown_by(text: str, outputs: str) -> bool:
+    """Whether an output shows ``text`` (e.g. ``97.6 %``) as printed or rounded from more digits."""
+    number, unit = PROSE_NUMBER.fullmatch(text).groups()
+    decimals = len(number.partition(".")[2])
+    value = float(number.replace(",", ""))
+    wanted = {f"{value:.{decimals}f}"}
+    if unit == "%":  # 97.6 % may be printed as 97.6% or as the fraction 0.976
+        wanted.add(f"{value / 100:.{decimals + 2}f}")
+    scale = 1.0 if unit == "%" else SCALE[unit]
+    for shown in OUTPUT_NUMBER.findall(outputs):
+        x = float(shown.replace(",", "")) / scale
+        if f"{x:.{decimals}f}" in wanted or f"{x * scale:.{decimals + 2}f}" in wanted:
+            return True
+    return False
+
+
+def test_shown_by_reads_rounding_units_and_separators() -> None:
+    outputs = "accuracy 0.976 | 22,715,141 trainable | tuned / naive = 2.84x | 1,458.3"
+    for text in ["0.98", "97.6 %", "97.6%", "22.7 M", "2.8×", "1,458", "1458.3"]:
+        assert shown_by(text, outputs), text
+    for text in ["0.97", "96.7 %", "23.7 M", "3.1×", "1,459"]:
+        assert not shown_by(text, outputs), text
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_every_number_in_the_prose_is_printed_by_a_stored_cell(path: Path) -> None:
+    """A result quoted in the text is one the stored run printed, not a memory of an older run."""
+    nb = nbformat.read(path, as_version=4)
+    outputs = "\n".join(stored_text(c) for c in nb.cells if c.cell_type == "code")
+    constants, quoted = PROSE_CONSTANTS.get(path.stem, {}), prose_numbers(nb)
+    unbacked = [n for n in quoted if n not in constants and not shown_by(n, outputs)]
+    assert unbacked == [], f"{path.name}: no stored output prints {unbacked}"
+    needless = [n for n in constants if n not in quoted or shown_by(n, outputs)]
+    assert needless == [], f"{path.name}: PROSE_CONSTANTS lists {needless}: drop them"
+
+
 def shown_sources(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
     """(dotted name, source) of each object shown by a stored ``show_source`` output."""
     shown = []
