@@ -39,3 +39,54 @@ def test_chapter_9_reading_of_its_table(minilm) -> None:
     )
     assert acc["MiniLM: linear probe + pooler"] < lstm_tuned < lora
     assert lstm_scratch < probe
+
+
+def test_chapter_1_pretrained_vectors_are_far_better_on_every_benchmark() -> None:
+    scores = stored_table(NOTEBOOKS / "01_glove.ipynb", "ours = result.keyed_vectors()")
+    gap = scores["6B, shared items"] - scores["ours, shared items"]
+    assert (gap >= 0.1).all(), gap
+
+
+def test_chapter_5_lead_baseline_stays_far_ahead_of_the_decoder() -> None:
+    rouge = stored_table(NOTEBOOKS / "05_decoder.ipynb", "rouge_table = pd.DataFrame(")
+    assert (rouge.loc["lead 5"] >= 2 * rouge.loc[["greedy", "beam 4"]].max()).all()
+
+
+def test_chapter_6_glove_lstm_reaches_95_percent_and_tf_idf_stays_ahead() -> None:
+    """The chapter's target, and its reading: GloVe 6B > random > own GloVe; TF-IDF first."""
+    table = stored_table(NOTEBOOKS / "06_classifier.ipynb", "table = pd.DataFrame(results)[[")
+    acc = table["accuracy"]
+    assert acc["BiLSTM, GloVe 6B embeddings"] >= 0.95
+    assert acc["BiLSTM, GloVe 6B embeddings"] > acc["BiLSTM, random embeddings"]
+    assert acc["BiLSTM, random embeddings"] > acc["BiLSTM, own GloVe embeddings"]
+    assert acc.idxmax() == "TF-IDF + logistic regression"
+
+
+def test_chapter_7_language_model_beats_both_baselines() -> None:
+    ppl = stored_table(NOTEBOOKS / "07_pretraining.ipynb", "unigram = torch.bincount")
+    ppl = ppl["held-out perplexity"]
+    assert ppl["LSTM language model"] < ppl["unigram"] < ppl["uniform"]
+
+
+def test_chapter_4_padding_bug_costs_the_classifier_its_task() -> None:
+    """Packed well above the article's padded x[:, -1], which stays near one class (macro-F1)."""
+    runs = stored_table(NOTEBOOKS / "04_encoder.ipynb", "n_classes = len(label_names)")
+    packed, padded = runs.loc["packed (correct)"], runs.loc["article (pad to 128, x[:, -1])"]
+    assert packed["test accuracy"] >= padded["test accuracy"] + 0.3
+    assert padded["test macro-F1"] <= 0.1 < packed["test macro-F1"]
+
+
+def test_chapter_8_strategies_read_as_the_prose_says() -> None:
+    """Full first, multi-task as accurate and forgetting least, the probe far behind."""
+    runs = stored_table(NOTEBOOKS / "08_supervised_fine_tuning.ipynb", "def head_only")
+    acc, ppl = runs["accuracy"], runs["LM perplexity after"]
+    assert (
+        acc.idxmax() == "full fine-tuning"
+        and acc["full fine-tuning"] > acc["from scratch (full training)"]
+    )
+    assert acc["full fine-tuning"] - acc["multi-task: topic + language model"] <= 0.01
+    moved = ppl.drop(["selective: head only", "from scratch (full training)"])
+    assert moved.idxmin() == "multi-task: topic + language model"
+    assert acc["selective: head only"] < 0.5
+    for weaker in ("selective: top layer only", "ULMFiT: discriminative + slanted + gradual"):
+        assert acc[weaker] <= acc["full fine-tuning"] - 0.1
