@@ -34,7 +34,8 @@ $(STAMP): pyproject.toml requirements-models.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
-# MathJax 3 and mermaid 11 from npm (pinned in package-lock.json), so the book renders offline.
+# MathJax 3, mermaid 11 and Noto Sans SC (woff2 only) from npm, pinned in package-lock.json,
+# so that the book renders offline.
 vendor: $(VENDOR)/.vendored
 
 $(VENDOR)/.vendored: package.json package-lock.json
@@ -45,6 +46,9 @@ $(VENDOR)/.vendored: package.json package-lock.json
 	cp -r node_modules/mathjax/es5/input/tex/extensions $(VENDOR)/mathjax/input/tex/
 	cp node_modules/mermaid/dist/mermaid.esm.min.mjs $(VENDOR)/mermaid/
 	cp -r node_modules/mermaid/dist/chunks/mermaid.esm.min $(VENDOR)/mermaid/chunks/
+	mkdir -p $(VENDOR)/noto-sans-sc/files
+	cp node_modules/@fontsource/noto-sans-sc/400.css $(VENDOR)/noto-sans-sc/
+	cp node_modules/@fontsource/noto-sans-sc/files/*-400-normal.woff2 $(VENDOR)/noto-sans-sc/files/
 	touch $@
 
 book: setup vendor

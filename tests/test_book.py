@@ -133,3 +133,19 @@ def test_page_renders_offline(browser, server: str, path: Path) -> None:
         assert problems == []
     finally:
         page.close()
+
+
+def test_chinese_terms_render_in_the_vendored_font(browser, server: str) -> None:
+    """The glossary's Chinese terms get Noto Sans SC from the book itself: glyphs, not boxes."""
+    page, problems = visit(browser, f"{server}/book/glossary.html")
+    try:
+        assert re.search(r"[\u4e00-\u9fff]", page.inner_text("main")), "no Chinese on the page"
+        page.evaluate("document.fonts.ready.then(() => true)")
+        loaded = page.evaluate(
+            """[...document.fonts].filter(f => f.family.replace(/["']/g, "") === "Noto Sans SC"
+                                      && f.status === "loaded").length"""
+        )
+        assert loaded > 0, "Noto Sans SC was not loaded for the glossary's Chinese terms"
+        assert problems == []
+    finally:
+        page.close()
