@@ -90,3 +90,19 @@ def test_chapter_8_strategies_read_as_the_prose_says() -> None:
     assert acc["selective: head only"] < 0.5
     for weaker in ("selective: top layer only", "ULMFiT: discriminative + slanted + gradual"):
         assert acc[weaker] <= acc["full fine-tuning"] - 0.1
+
+
+def test_chapter_10_fine_tuning_beats_prompting_and_the_lead_but_not_minilm(minilm) -> None:
+    """Zero-shot < few-shot < LoRA, full; fine-tuned headlines beat the lead; MiniLM stays ahead."""
+    path = NOTEBOOKS / "10_llm_supervised_fine_tuning.ipynb"
+    acc = stored_table(path, 'table.index.name = f"SmolLM2-135M')["accuracy"]
+    lora = acc[[i for i in acc.index if i.startswith("LoRA")]].item()
+    assert acc["zero-shot"] < acc["few-shot (5 examples)"] < min(lora, acc["full fine-tuning"])
+    assert acc["full fine-tuning"] < minilm.loc["MiniLM: full fine-tuning", "accuracy"]
+    rouge = stored_table(path, "rouge = pd.DataFrame(")
+    lead = rouge.loc[[i for i in rouge.index if i.startswith("lead")], "rouge1"].item()
+    assert (
+        rouge.loc["SmolLM2 full fine-tuning", "rouge1"]
+        > lead
+        > rouge.loc["SmolLM2 zero-shot", "rouge1"]
+    )

@@ -183,7 +183,6 @@ PROSE_CONSTANTS = {
     "09_transformer_fine_tuning": {"83.2 %": "published (cited)", "85.3 %": "published (cited)",
                                    "5.24": "the pinned transformers version",
                                    "11,314": "20 Newsgroups' by-date training split"},
-    "10_llm_supervised_fine_tuning": {"10 %": "warm-up setting"},
 }  # fmt: skip
 
 
