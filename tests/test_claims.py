@@ -7,12 +7,18 @@ tests read the stored tables and check what the prose says about them.
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from companion.config import REPO_ROOT
 from companion.notebooks import stored_table
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
+
+
+def row_named(column: pd.Series, prefix: str) -> float:
+    """The one value whose row name starts with ``prefix`` (names that carry a setting)."""
+    return column[column.index.str.startswith(prefix)].item()
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +35,7 @@ def test_chapter_9_reading_of_its_table(minilm) -> None:
     """LoRA close to full, the pooler adds little, TF-IDF within a point; where the LSTMs stand."""
     acc = minilm["accuracy"]
     full, probe = acc["MiniLM: full fine-tuning"], acc["MiniLM: linear probe"]
-    lora = acc[[i for i in acc.index if i.startswith("MiniLM: LoRA")]].item()
+    lora = row_named(acc, "MiniLM: LoRA")
     assert full >= lora >= full - 0.02
     assert abs(acc["MiniLM: linear probe + pooler"] - probe) <= 0.01 < full - probe
     assert full - 0.01 <= acc["TF-IDF + logistic regression"] <= full
@@ -96,11 +102,11 @@ def test_chapter_10_fine_tuning_beats_prompting_and_the_lead_but_not_minilm(mini
     """Zero-shot < few-shot < LoRA, full; fine-tuned headlines beat the lead; MiniLM stays ahead."""
     path = NOTEBOOKS / "10_llm_supervised_fine_tuning.ipynb"
     acc = stored_table(path, 'table.index.name = f"SmolLM2-135M')["accuracy"]
-    lora = acc[[i for i in acc.index if i.startswith("LoRA")]].item()
+    lora = row_named(acc, "LoRA")
     assert acc["zero-shot"] < acc["few-shot (5 examples)"] < min(lora, acc["full fine-tuning"])
     assert acc["full fine-tuning"] < minilm.loc["MiniLM: full fine-tuning", "accuracy"]
     rouge = stored_table(path, "rouge = pd.DataFrame(")
-    lead = rouge.loc[[i for i in rouge.index if i.startswith("lead")], "rouge1"].item()
+    lead = row_named(rouge["rouge1"], "lead")
     assert (
         rouge.loc["SmolLM2 full fine-tuning", "rouge1"]
         > lead
