@@ -65,29 +65,18 @@ def run_info_markdown(run: dict) -> str:
     )
 
 
-def strip_widgets(nb: nbformat.NotebookNode) -> int:
-    """Drop live-widget outputs (progress bars) that a static page cannot show; return how many."""
-    dropped = 0
+def clean_outputs(nb: nbformat.NotebookNode) -> None:
+    """Drop what a static page cannot show: live widgets (progress bars), and the
+    ``<... at 0x...>`` text beside a richer output (a pandas Styler's HTML table)."""
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        kept = [o for o in cell.outputs if WIDGET_MIME not in o.get("data", {})]
-        dropped += len(cell.outputs) - len(kept)
-        cell.outputs = kept
-    nb.metadata.pop("widgets", None)
-    return dropped
-
-
-def drop_address_reprs(nb: nbformat.NotebookNode) -> int:
-    """Drop ``<... at 0x...>`` text beside a richer output (an HTML table); return how many."""
-    dropped = 0
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
+        cell.outputs = [o for o in cell.outputs if WIDGET_MIME not in o.get("data", {})]
+        for output in cell.outputs:
             data = output.get("data", {})
             if len(data) > 1 and ADDRESS_REPR.match(data.get("text/plain", "").strip()):
                 del data["text/plain"]
-                dropped += 1
-    return dropped
+    nb.metadata.pop("widgets", None)
 
 
 def run_info_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -112,8 +101,7 @@ def execute_notebook(path: Path, timeout: int | None = None) -> dict:
         resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()
-    strip_widgets(nb)
-    drop_address_reprs(nb)
+    clean_outputs(nb)
     run = {
         "mode": "full",
         "device": device_name(get_device()),
