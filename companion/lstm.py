@@ -8,6 +8,7 @@ i, f, g, o), so weights copy to and from ``torch.nn.LSTM`` / ``torch.nn.RNN`` un
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,42 @@ def lstm_cell(
     i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
     c_next = f * c + i * g
     return o * torch.tanh(c_next), c_next
+
+
+def lstm_cell_backward(
+    x: Tensor,
+    h: Tensor,
+    c: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    grad_h_next: Tensor,
+    grad_c_next: Tensor,
+) -> dict[str, Tensor]:
+    """One LSTM step backwards, by hand: from ``dL/dh_t``, ``dL/dc_t`` to the gradients of
+    the step's inputs ``x``, ``h``, ``c`` and weights (``bias``: that of ``b_ih`` and ``b_hh``)."""
+    i, f, g, o = affine_gates(x, h, w_ih, w_hh, b_ih, b_hh).chunk(4, dim=-1)
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    tanh_c = torch.tanh(f * c + i * g)
+    grad_c_total = grad_c_next + grad_h_next * o * (1 - tanh_c**2)  # h_t = o tanh(c_t)
+    grad_gates = torch.cat(  # dL/d(pre-activation) of i, f, g, o: sigma' = s(1-s), tanh' = 1-g^2
+        [
+            grad_c_total * g * i * (1 - i),
+            grad_c_total * c * f * (1 - f),
+            grad_c_total * i * (1 - g**2),
+            grad_h_next * tanh_c * o * (1 - o),
+        ],
+        dim=-1,
+    )
+    return {
+        "x": grad_gates @ w_ih,
+        "h": grad_gates @ w_hh,
+        "c": grad_c_total * f,  # the carousel: the direct path through c_t = f c_{t-1} + ...
+        "weight_ih": grad_gates.T @ x,
+        "weight_hh": grad_gates.T @ h,
+        "bias": grad_gates.sum(dim=0),
+    }
 
 
 def rnn_cell(
@@ -365,3 +402,36 @@ def hidden_gradient_norms(model: Recurrent, x: Tensor, target: Tensor) -> Tensor
     loss = 0.5 * ((hs[-1] - target) ** 2).sum()
     loss.backward()
     return torch.stack([h.grad.norm(dim=1).mean() for h in hs]).detach()
+
+
+class StateGradients(NamedTuple):
+    """``dL/dh_t`` and ``dL/dc_t`` [B, T, H] for t = 1..T, and the forget gates ``f_t``."""
+
+    h: Tensor
+    c: Tensor
+    forget: Tensor
+
+
+def lstm_state_gradients(model: LSTM, x: Tensor, target: Tensor) -> StateGradients:
+    """Back-propagation through time by hand (``lstm_cell_backward``, step T down to 1) for a
+    one-layer LSTM and ``L = ||h_T - target||^2 / 2``: the gradient reaching every state."""
+    if model.num_layers != 1:
+        raise ValueError(f"needs a one-layer model, got num_layers={model.num_layers}")
+    model.check_input(x)
+    weights = model.layer_weights(0)
+    with torch.no_grad():
+        states = [tuple(s[0] for s in model.zero_state(x))]
+        for t in range(x.size(1)):
+            states.append(model.step(x[:, t], states[-1], 0))
+        grad_h, grad_c = states[-1][0] - target, torch.zeros_like(target)
+        grads_h, grads_c = [grad_h], [grad_c]
+        for t in range(x.size(1) - 1, 0, -1):  # step t+1 (0-based t) maps s_t to s_{t+1}
+            step = lstm_cell_backward(x[:, t], *states[t], *weights, grad_h, grad_c)
+            grad_h, grad_c = step["h"], step["c"]
+            grads_h.append(grad_h)
+            grads_c.append(grad_c)
+        gates = torch.stack(
+            [affine_gates(x[:, t], states[t][0], *weights) for t in range(x.size(1))], 1
+        )
+    forget = torch.sigmoid(gates.chunk(4, dim=-1)[1])
+    return StateGradients(torch.stack(grads_h[::-1], 1), torch.stack(grads_c[::-1], 1), forget)

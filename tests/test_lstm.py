@@ -13,6 +13,8 @@ from companion.lstm import (
     LSTMCell,
     article_cell,
     hidden_gradient_norms,
+    lstm_cell_backward,
+    lstm_state_gradients,
 )
 
 TOL = 1e-6
@@ -193,9 +195,56 @@ def test_hidden_gradient_norms_follow_the_jacobians():
             grad = grad.detach()
 
 
-def test_hidden_gradient_norms_rejects_deep_model():
+@pytest.mark.parametrize("bias", [True, False])
+def test_lstm_cell_backward_matches_autograd_of_torch_cell(bias):
+    """The hand-derived step backwards = autograd through ``torch.nn.LSTMCell``."""
+    torch.manual_seed(7)
+    ref = nn.LSTMCell(3, 5, bias=bias).double()
+    x, h, c = (torch.randn(4, n, dtype=torch.float64, requires_grad=True) for n in (3, 5, 5))
+    grad_h, grad_c = torch.randn(4, 5, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
+    h_next, c_next = ref(x, (h, c))
+    ((h_next * grad_h).sum() + (c_next * grad_c).sum()).backward()
+    biases = (ref.bias_ih, ref.bias_hh) if bias else (None, None)
+    ours = lstm_cell_backward(x, h, c, ref.weight_ih, ref.weight_hh, *biases, grad_h, grad_c)
+    expected = {"x": x.grad, "h": h.grad, "c": c.grad, "weight_ih": ref.weight_ih.grad}
+    expected["weight_hh"] = ref.weight_hh.grad
+    if bias:
+        expected["bias"] = ref.bias_ih.grad
+        assert max_diff(ref.bias_ih.grad, ref.bias_hh.grad) < 1e-12
+    for name, grad in expected.items():
+        assert max_diff(ours[name], grad) < 1e-12, name
+
+
+def test_lstm_state_gradients_match_autograd_through_torch_lstm():
+    """Back-propagation through time by hand = autograd through ``torch.nn.LSTM``, every step."""
+    torch.manual_seed(8)
+    model = LSTM(3, 4, forget_bias=1.0).double()
+    x = torch.randn(2, 7, 3, dtype=torch.float64)
+    target = torch.randn(2, 4, dtype=torch.float64)
+    ours = lstm_state_gradients(model, x, target)
+    assert ours.h.shape == ours.c.shape == ours.forget.shape == (2, 7, 4)
+    ref = model.to_torch()
+    h, c = torch.zeros(1, 2, 4, dtype=torch.float64), torch.zeros(1, 2, 4, dtype=torch.float64)
+    states = []
+    for t in range(7):  # torch's own LSTM, one step at a time, keeping each state's gradient
+        _, (h, c) = ref(x[:, t : t + 1], (h, c))
+        h.retain_grad()
+        c.retain_grad()
+        states.append((h, c))
+    (0.5 * ((h[0] - target) ** 2).sum()).backward()
+    for t, (h_t, c_t) in enumerate(states):
+        assert max_diff(ours.h[:, t], h_t.grad[0]) < 1e-12
+        expected_c = torch.zeros(2, 4, dtype=torch.float64) if c_t.grad is None else c_t.grad[0]
+        assert max_diff(ours.c[:, t], expected_c) < 1e-12
+    b = model.bias_ih_l0[4:8] + model.bias_hh_l0[4:8]
+    first_forget = torch.sigmoid(x[:, 0] @ model.weight_ih_l0[4:8].T + b)
+    assert max_diff(ours.forget[:, 0], first_forget.detach()) < 1e-12
+
+
+@pytest.mark.parametrize("gradients", [hidden_gradient_norms, lstm_state_gradients])
+def test_gradients_through_time_reject_deep_model(gradients):
     with pytest.raises(ValueError, match="one-layer"):
-        hidden_gradient_norms(LSTM(2, 2, num_layers=2), torch.randn(1, 2, 2), torch.zeros(1, 2))
+        gradients(LSTM(2, 2, num_layers=2), torch.randn(1, 2, 2), torch.zeros(1, 2))
 
 
 @pytest.mark.parametrize(
