@@ -48,6 +48,10 @@ class ArticleStyleClassifier(nn.Module):
     weights) through every padding step, so a short text's vector is its state after many
     steps of padding. In a bidirectional LSTM, the backward half of ``output[:, -1, :]``
     has read one (padding) token only. Use :class:`NewsClassifier` instead.
+
+    ``read_at="last_token"`` keeps everything else but reads the output at each text's last
+    real token: the forward half is then the true last state (the backward half has still
+    read the padding first), which separates the two halves of the bug.
     """
 
     def __init__(
@@ -61,8 +65,12 @@ class ArticleStyleClassifier(nn.Module):
         dropout: float = 0.5,
         max_len: int = 128,
         pad_id: int = 0,
+        read_at: str = "end",
     ) -> None:
         super().__init__()
+        if read_at not in ("end", "last_token"):
+            raise ValueError(f"read_at must be 'end' or 'last_token', got {read_at!r}")
+        self.read_at = read_at
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.lstm = nn.LSTM(
             embed_dim,
@@ -88,10 +96,13 @@ class ArticleStyleClassifier(nn.Module):
         return ids, lengths.clamp(max=self.max_len)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Class logits from the LSTM output at position 127, whatever the text's length."""
+        """Class logits from the LSTM output at position 127 (or at the last real token)."""
         lengths = check_batch(ids, lengths, self.vocab_size)
         ids, lengths = self.pad_to_max_len(ids, lengths)
         attention_mask = length_mask(lengths.to(ids.device), self.max_len)
         embedded = self.embedding(ids) * attention_mask.unsqueeze(-1)
         output, _ = self.lstm(embedded)
-        return self.head(self.dropout(output[:, -1, :]))
+        if self.read_at == "end":
+            return self.head(self.dropout(output[:, -1, :]))
+        last = (lengths.to(ids.device) - 1).view(-1, 1, 1).expand(-1, 1, output.shape[-1])
+        return self.head(self.dropout(output.gather(1, last).squeeze(1)))

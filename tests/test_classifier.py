@@ -94,3 +94,17 @@ def test_article_style_reads_padding() -> None:
         output, _ = model.lstm(model.embedding(padded) * (padded != 0).unsqueeze(-1))
         true_last = output[torch.arange(3), lengths - 1]
     assert (output[:, -1] - true_last).abs().amax(dim=1).min() > 1e-3
+
+
+def test_article_style_can_read_at_the_last_real_token() -> None:
+    """Same padded LSTM, read at each text's last real token; a bad ``read_at`` is refused."""
+    torch.manual_seed(0)
+    model = ArticleStyleClassifier(10, 4, 3, n_classes=2, max_len=6, read_at="last_token").eval()
+    ids, lengths = batch()
+    with torch.no_grad():
+        padded, _ = model.pad_to_max_len(ids, lengths)
+        output, _ = model.lstm(model.embedding(padded) * (padded != 0).unsqueeze(-1))
+        expected = model.head(output[torch.arange(3), lengths - 1])
+        torch.testing.assert_close(model(ids, lengths), expected)
+    with pytest.raises(ValueError, match="read_at must be 'end' or 'last_token', got 'middle'"):
+        ArticleStyleClassifier(10, 4, 3, n_classes=2, read_at="middle")
