@@ -74,8 +74,8 @@ browser: book
 
 # Fail in one line, before minutes of work, when a system tool the tests need is missing.
 prerequisites:
-	@missing=""; for tool in $(PYTHON) node npm chromium; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
-	if [ -n "$$missing" ]; then echo "make test needs:$$missing (Debian/Ubuntu: sudo apt-get install python3-venv nodejs npm chromium)"; exit 1; fi
+	@missing=""; for tool in $(PYTHON) gcc node npm chromium; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then echo "make test needs:$$missing (Debian/Ubuntu: sudo apt-get install python3-venv gcc nodejs npm chromium)"; exit 1; fi
 
 test: prerequisites lint unit notebooks browser
 

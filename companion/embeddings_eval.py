@@ -17,8 +17,10 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import gensim
+import numpy as np
 import pandas as pd
 from gensim.models import KeyedVectors
+from scipy.stats import spearmanr
 
 from companion.config import cache_dir, data_dirs
 from companion.io import atomic_write_text
@@ -177,3 +179,28 @@ def nearest_neighbours(kv: KeyedVectors, words: Sequence[str], topn: int = 5) ->
         else:
             rows[word] = ["(not in vocabulary)"] + [""] * (topn - 1)
     return pd.DataFrame.from_dict(rows, orient="index", columns=[f"#{k + 1}" for k in range(topn)])
+
+
+def agreement(a: KeyedVectors, b: KeyedVectors, words: Sequence[str], topn: int = 10) -> dict:
+    """How alike two models' geometries are on ``words``: the mean share of each word's
+    ``topn`` nearest neighbours (among ``words``) they share, and Spearman's rho between
+    their cosine similarities over all pairs of ``words``. Both are 1 for the same vectors
+    and for any rotation of them."""
+    missing = [w for w in words if w not in a.key_to_index or w not in b.key_to_index]
+    if missing or len(set(words)) != len(words) or len(words) <= topn:
+        raise ValueError(
+            f"words must be more than topn={topn} distinct words known to both models; "
+            f"{len(missing)} missing (e.g. {missing[:3]}), {len(words)} given"
+        )
+    cosines = []
+    for kv in (a, b):
+        x = np.stack([kv[w] for w in words]).astype(np.float64)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        cosines.append(x @ x.T)
+    for c in cosines:
+        np.fill_diagonal(c, -np.inf)
+    near = [np.argpartition(-c, topn, axis=1)[:, :topn] for c in cosines]
+    shared = [len(set(p) & set(q)) / topn for p, q in zip(*near, strict=True)]
+    upper = np.triu_indices(len(words), k=1)
+    rho = spearmanr(cosines[0][upper], cosines[1][upper]).statistic
+    return {"neighbour_overlap": float(np.mean(shared)), "cosine_spearman": float(rho)}

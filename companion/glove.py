@@ -164,14 +164,19 @@ def glove_gradients(
 
 
 def adagrad_step(
-    param: torch.Tensor, accum: torch.Tensor, index: torch.Tensor, grad: torch.Tensor, lr: float
+    param: torch.Tensor,
+    accum: torch.Tensor,
+    index: torch.Tensor,
+    grad: torch.Tensor,
+    lr: float | torch.Tensor,
 ) -> None:
     """AdaGrad of the reference C code, per pair: s = -lr·g, θ += s / √G, then G += s².
 
     ``grad[n]`` is the gradient of pair n with respect to row ``index[n]``; ``grad`` is
-    overwritten. All steps of a minibatch read G from before the batch; repeated rows add up
-    their steps (``index_add_``), as the C code's threads do without locks. The sign sits in
-    ``s`` because ``index_add_`` with ``alpha != 1`` takes a path 3x slower on CPU.
+    overwritten; ``lr`` is one rate or one per column (the bias column's may differ). All
+    steps of a minibatch read G from before the batch; repeated rows add up their steps
+    (``index_add_``), as the C code's threads do without locks. The sign sits in ``s``
+    because ``index_add_`` with ``alpha != 1`` takes a path 3x slower on CPU.
     """
     step = grad.mul_(-lr)
     param.index_add_(0, index, accum.index_select(0, index).rsqrt_().mul_(step))
@@ -212,8 +217,16 @@ def train_batch(
     log_x: torch.Tensor,
     f: torch.Tensor,
     lr: float,
+    bias_lr: float | None = None,
 ) -> float:
-    """One AdaGrad step on a minibatch of pairs (i, j); returns the summed ½ f r²."""
+    """One AdaGrad step on a minibatch of pairs (i, j); returns the summed ½ f r².
+
+    ``bias_lr`` is the biases' rate, ``lr`` by default (the paper and GloVe 1.2); glove.c
+    since 2019 steps the biases with rate 1 (``bias_lr=1.0``), see ``companion.glove_reference``.
+    """
+    if bias_lr is not None:
+        lr = torch.full((params.w.shape[1],), lr, dtype=params.w.dtype, device=params.w.device)
+        lr[-1] = bias_lr
     loss, grad_w, grad_w_ctx = glove_gradients(
         params.w.index_select(0, i), params.w_ctx.index_select(0, j), log_x, f
     )
@@ -311,14 +324,18 @@ def train_glove(
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = True,
+    bias_lr: float | None = None,
 ) -> GloveResult:
     """Fit GloVe vectors to ``cooc`` with minibatch AdaGrad over shuffled non-zero pairs.
 
     Each epoch visits every non-zero X_ij once in a fresh random order; ``losses`` holds the
-    epoch's mean ½ f(X_ij) r_ij² (the quantity the reference C code prints).
+    epoch's mean ½ f(X_ij) r_ij² (the quantity the reference C code prints). ``bias_lr``: the
+    biases' learning rate (``lr`` by default; see :func:`train_batch`).
     """
     check_ints(dim=dim, epochs=epochs, batch_size=batch_size)
     check_settings(cooc, lr, x_max, alpha)
+    if bias_lr is not None and not 0 < bias_lr < math.inf:
+        raise ValueError(f"bias_lr must be None or a finite number > 0, got {bias_lr!r}")
     device = get_device(device) if not isinstance(device, torch.device) else device
     i, j, log_x, f = training_pairs(cooc.matrix, x_max, alpha, device)
     params = GloveParams.init(len(cooc.itos), dim, seed=seed, device=device)
@@ -332,7 +349,7 @@ def train_glove(
         total = 0.0
         for s in range(0, i.numel(), batch_size):
             sl = slice(s, s + batch_size)
-            total += train_batch(params, ei[sl], ej[sl], elog[sl], ef[sl], lr)
+            total += train_batch(params, ei[sl], ej[sl], elog[sl], ef[sl], lr, bias_lr)
         seconds.append(time.perf_counter() - start)
         losses.append(total / i.numel())
         bar.set_postfix(loss=f"{losses[-1]:.5f}", sec=f"{seconds[-1]:.2f}")

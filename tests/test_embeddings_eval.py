@@ -13,6 +13,7 @@ from scipy.stats import spearmanr
 from companion.embeddings_eval import (
     ANALOGY_FILE,
     SIMILARITY_FILES,
+    agreement,
     analogy_score,
     benchmark_path,
     evaluate_word_vectors,
@@ -166,3 +167,30 @@ def test_similarity_pairs_reads_the_named_benchmark() -> None:
     assert len(simlex) == 999 and simlex[0] == ("old", "new", 1.58)
     with pytest.raises(ValueError, match="unknown similarity benchmark 'WS-999'"):
         similarity_pairs("WS-999")
+
+
+def test_agreement_is_one_for_a_rotation_and_low_for_unrelated_vectors() -> None:
+    """Neighbours and cosines survive any rotation; independent random vectors share little."""
+    rng = np.random.default_rng(0)
+    words = [f"w{k}" for k in range(300)]
+    vectors = rng.normal(size=(300, 20))
+    rotation, _ = np.linalg.qr(rng.normal(size=(20, 20)))
+    a, rotated = to_keyed_vectors(words, vectors), to_keyed_vectors(words, vectors @ rotation)
+    same = agreement(a, rotated, words)
+    assert same == pytest.approx({"neighbour_overlap": 1.0, "cosine_spearman": 1.0}, abs=1e-6)
+    other = agreement(a, to_keyed_vectors(words, rng.normal(size=(300, 20))), words)
+    assert other["neighbour_overlap"] < 0.15 and abs(other["cosine_spearman"]) < 0.05
+    # a noisy copy: the overlap equals a brute-force count with a full sort
+    noisy = vectors + 0.5 * rng.normal(size=(300, 20))
+    found = agreement(a, to_keyed_vectors(words, noisy), words, topn=5)
+    neighbours = []
+    for v in (vectors, noisy):
+        x = v / np.linalg.norm(v, axis=1, keepdims=True)
+        neighbours.append(
+            [[k for k in np.argsort(-row) if k != n][:5] for n, row in enumerate(x @ x.T)]
+        )
+    expected = np.mean([len(set(p) & set(q)) / 5 for p, q in zip(*neighbours, strict=True)])
+    assert found["neighbour_overlap"] == pytest.approx(expected)
+    assert 0.3 < found["cosine_spearman"] < 0.99
+    with pytest.raises(ValueError, match="1 missing"):
+        agreement(a, rotated, [*words[:20], "unknown"])

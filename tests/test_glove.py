@@ -288,6 +288,8 @@ def test_count_cooccurrences_rejects_bad_input(docs: list, kwargs: dict, match: 
         ({"lr": 0.0}, "lr must be a finite number > 0"),
         ({"lr": float("nan")}, "lr must be a finite number > 0"),
         ({"lr": float("inf")}, "lr must be a finite number > 0"),
+        ({"bias_lr": 0.0}, "bias_lr must be None or a finite number > 0"),
+        ({"bias_lr": float("nan")}, "bias_lr must be None or a finite number > 0"),
         ({"x_max": -1.0}, "x_max must be a finite number > 0"),
         ({"alpha": -0.5}, "alpha must be a finite number >= 0"),
     ],
