@@ -77,7 +77,8 @@ def build_matrix(settings: GloveBench, limit: int | None = None) -> tuple[Cooccu
 def similarity_scores(kv) -> dict[str, float]:
     """Spearman's rho of cosine against human scores on WS-353, SimLex-999 and MEN."""
     return {
-        name: similarity_score(kv, similarity_pairs(name), None)["score"] for name in SIMILARITY_FILES
+        name: similarity_score(kv, similarity_pairs(name), None)["score"]
+        for name in SIMILARITY_FILES
     }
 
 

@@ -169,9 +169,9 @@ def stored_table(path: Path, marker: str) -> pd.DataFrame:
 
 
 def _numbers_if_all_are(column: pd.Series) -> pd.Series:
-    """The column as numbers when every entry parses as one, else unchanged."""
+    """The column as numbers when every entry parses as one (``NaN`` included), else unchanged."""
     numbers = pd.to_numeric(column, errors="coerce")
-    return column if numbers.isna().any() else numbers
+    return column if (numbers.isna() & (column.str.strip() != "NaN")).any() else numbers
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -171,6 +171,7 @@ SCALE = {None: 1.0, "%": 0.01, "×": 1.0, "M": 1e6, "million": 1e6, "k": 1e3}
 # (cited there), not measurements of this book: each with the reason it needs no stored cell.
 PROSE_CONSTANTS = {
     "01_glove": {"30,000": "evaluation setting", "65,536": "exercise setting",
+                 "1,000": "the comparison's setting (GloveBench.agreement_words)",
                  "262,144": "exercise setting"},
     "04_encoder": {"2,092": "the data set's size, printed by chapter 0"},
     "05_decoder": {"0.5": "exercise setting"},
@@ -265,7 +266,7 @@ def test_shown_source_is_the_current_code(path: Path) -> None:
 
 def test_stored_table_reads_back_a_shown_dataframe(tmp_path: Path) -> None:
     frame = pd.DataFrame(
-        {"accuracy": [0.938, 0.5], "name": ["a & b", "c"]},
+        {"accuracy": [0.938, 0.5], "sd": [0.01, float("nan")], "name": ["a & b", "c"]},
         index=pd.Index(["full fine-tuning", "head only"], name="strategy"),
     )
     cell = nbformat.v4.new_code_cell("results = run()  # the results table\nresults")
