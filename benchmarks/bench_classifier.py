@@ -53,17 +53,6 @@ APPROACHES = ("article", "padded", "bucketed")
 BASELINE = "padded"
 
 
-class PaddedLastStateClassifier(ArticleStyleClassifier):
-    """The article's fixed-length padded batches and unpacked LSTM, read at the last real token."""
-
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Class logits from the LSTM output at position ``length - 1`` of each text."""
-        ids, lengths = self.pad_to_max_len(ids, lengths)
-        output, _ = self.lstm(self.embedding(ids))
-        last = output[torch.arange(len(ids)), lengths.to(ids.device) - 1]
-        return self.head(self.dropout(last))
-
-
 @dataclass
 class BenchSettings:
     """What one benchmark run trains: data, sizes and epochs."""
@@ -136,14 +125,14 @@ def make_model(
     """The article's padded LSTM classifier (as is, or read at the last real token), or the
     packed encoder + linear head; all unidirectional."""
     if approach != "bucketed":
-        model = ArticleStyleClassifier if approach == "article" else PaddedLastStateClassifier
-        return model(
+        return ArticleStyleClassifier(
             vocab_size,
             settings.embed_dim,
             settings.hidden_size,
             n_classes,
             bidirectional=False,
             max_len=settings.max_len,
+            read_at="end" if approach == "article" else "last_token",
         )
     encoder = Encoder(vocab_size, settings.embed_dim, settings.hidden_size, bidirectional=False)
     return NewsClassifier(encoder, n_classes)

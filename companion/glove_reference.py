@@ -70,7 +70,9 @@ class ReferenceRun:
     seconds: float
 
 
-def write_inputs(folder: Path, i: np.ndarray, j: np.ndarray, x: np.ndarray, init: GloveParams):
+def write_inputs(
+    folder: Path, i: np.ndarray, j: np.ndarray, x: np.ndarray, init: GloveParams
+) -> None:
     """glove.c's input files in ``folder``: vocabulary, records (1-based ids), parameters."""
     vocab_size = init.w.shape[0]
     (folder / "vocab.txt").write_text("".join(f"w{k} 1\n" for k in range(vocab_size)))
