@@ -375,55 +375,37 @@ def fit(
     device = get_device(config.device)
     ckpt = Checkpoints(config.checkpoint_dir) if config.checkpoint_dir else None
     optimizer, scheduler = make_optimizer(model, config, steps_per_epoch, param_groups)
-    resume = ckpt.read(model, optimizer, _comparable(config), train_loader) if ckpt else None
-    progress = Progress.from_checkpoint(resume.state, ckpt.state) if resume else Progress()
-    seed_everything(config.seed)
-    model.to(device)
-    if resume:
-        resume.restore(model, optimizer, scheduler, train_loader)
+    progress = _start(model, optimizer, scheduler, train_loader, config, ckpt, device)
     trainer = wrap_model(model, device)  # DistributedDataParallel under torchrun
-
     monitor, mode = (f"val_{config.monitor}", config.mode) if val_loader else ("train_loss", "min")
     patience = config.patience if val_loader is not None else None
-    start, best_weights = len(progress.rows), None
+    best, start = BestWeights(ckpt), len(progress.rows)
     epochs = range(0) if progress.stopped else range(start, config.epochs)
     bar = tqdm(epochs, desc="epochs", disable=not (config.progress and is_main()), initial=start,
                total=config.epochs)  # fmt: skip
     for epoch in bar:
         if epoch_start is not None:
             epoch_start(model, epoch)
-        row = _run_epoch(trainer, model, train_loader, val_loader, optimizer, scheduler, step,
-                         evaluate, device, config, epoch)  # fmt: skip
+        tic = time.perf_counter()
+        loss, lr = train_epoch(trainer, train_loader, optimizer, scheduler, step, device, config,
+                               epoch)  # fmt: skip
+        row = {"epoch": epoch + 1, "train_loss": loss, "lr": lr}
+        if val_loader is not None:
+            row |= {f"val_{k}": float(v) for k, v in evaluate(model, val_loader, device).items()}
+        row["seconds"] = time.perf_counter() - tic
         if progress.record(row, monitor, mode, patience):
-            if ckpt:
-                if is_main():
-                    ckpt.save_best(model, epoch + 1)
-            else:
-                best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        bar.set_postfix({"loss": f"{row['train_loss']:.4f}", monitor: f"{row[monitor]:.4f}"})
-        if ckpt and is_main():
-            ckpt.save_last(model, {
-                "epoch": epoch + 1, "config": _comparable(config), "progress": asdict(progress),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": rng_states(train_loader),
-            })  # fmt: skip
+            best.keep(model, epoch + 1)
+        bar.set_postfix({"loss": f"{loss:.4f}", monitor: f"{row[monitor]:.4f}"})
         if ckpt:
-            barrier()  # the other processes wait until rank 0 has written the files
+            _save_last(ckpt, model, progress, config, optimizer, scheduler, train_loader)
         if progress.stopped:
             break
     bar.close()
-
-    if ckpt:
-        ckpt.best_sha256 = broadcast(ckpt.best_sha256)  # only rank 0 wrote the best weights
-    if ckpt and ckpt.best_sha256:
-        load_weights(model, ckpt.best, ckpt.best_sha256)
-    elif best_weights is not None:
-        model.load_state_dict(best_weights)
     return TrainResult(
         history=pd.DataFrame(progress.rows),
         best_metric=progress.best,
         best_epoch=progress.best_epoch,
-        best_path=ckpt.best if ckpt and ckpt.best_sha256 else None,
+        best_path=best.restore(model),
         monitor=monitor,
         stopped_early=progress.stopped,
         resumed_from=start,
@@ -431,32 +413,7 @@ def fit(
     )
 
 
-def _run_epoch(
-    trainer: nn.Module,
-    model: nn.Module,
-    train_loader: DataLoader,
-    val_loader: DataLoader | None,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    step: Step,
-    evaluate: Evaluate,
-    device: torch.device,
-    config: TrainConfig,
-    epoch: int,
-) -> dict[str, float]:
-    """Train ``trainer`` (``model``, or its DDP wrapper) one epoch, evaluate ``model``; the row."""
-    tic = time.perf_counter()
-    train_loss, lr = _train_epoch(
-        trainer, train_loader, optimizer, scheduler, step, device, config, epoch
-    )
-    row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr}
-    if val_loader is not None:
-        row |= {f"val_{k}": float(v) for k, v in evaluate(model, val_loader, device).items()}
-    row["seconds"] = time.perf_counter() - tic
-    return row
-
-
-def _train_epoch(
+def train_epoch(
     model: nn.Module,
     loader: DataLoader,
     optimizer: torch.optim.Optimizer,
@@ -491,3 +448,71 @@ def _train_epoch(
     if not math.isfinite(mean):
         raise FloatingPointError(f"training loss became {mean} in epoch {epoch + 1}")
     return mean, lr
+
+
+def _start(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    train_loader: DataLoader,
+    config: TrainConfig,
+    ckpt: Checkpoints | None,
+    device: torch.device,
+) -> Progress:
+    """Seed, move ``model`` to ``device`` and resume from ``ckpt`` if it holds a checkpoint.
+
+    The checkpoint is read and checked in full before the model or any random state changes.
+    """
+    resume = ckpt.read(model, optimizer, _comparable(config), train_loader) if ckpt else None
+    progress = Progress.from_checkpoint(resume.state, ckpt.state) if resume else Progress()
+    seed_everything(config.seed)
+    model.to(device)
+    if resume:
+        resume.restore(model, optimizer, scheduler, train_loader)
+    return progress
+
+
+def _save_last(
+    ckpt: Checkpoints,
+    model: nn.Module,
+    progress: Progress,
+    config: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    train_loader: DataLoader,
+) -> None:
+    """Write everything needed to resume after this epoch (rank 0 writes, the others wait)."""
+    if is_main():
+        ckpt.save_last(model, {
+            "epoch": len(progress.rows), "config": _comparable(config),
+            "progress": asdict(progress), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": rng_states(train_loader),
+        })  # fmt: skip
+    barrier()
+
+
+class BestWeights:
+    """The best epoch's weights: in the checkpoint folder when there is one, else in memory."""
+
+    def __init__(self, ckpt: Checkpoints | None) -> None:
+        self.ckpt = ckpt
+        self.weights: dict[str, torch.Tensor] | None = None
+
+    def keep(self, model: nn.Module, epoch: int) -> None:
+        """Remember ``model``'s weights as the best (rank 0 writes the file)."""
+        if self.ckpt is None:
+            self.weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        elif is_main():
+            self.ckpt.save_best(model, epoch)
+
+    def restore(self, model: nn.Module) -> Path | None:
+        """Load the best weights into ``model``; return their file, if they were written."""
+        if self.ckpt is None:
+            if self.weights is not None:
+                model.load_state_dict(self.weights)
+            return None
+        self.ckpt.best_sha256 = broadcast(self.ckpt.best_sha256)  # only rank 0 wrote the file
+        if not self.ckpt.best_sha256:
+            return None
+        load_weights(model, self.ckpt.best, self.ckpt.best_sha256)
+        return self.ckpt.best
