@@ -10,6 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 History = pd.DataFrame | Mapping[str, pd.DataFrame]
+MAX_FIGURE_WIDTH = 11.0  # inches: about the width of a page of the rendered book
 
 
 def plot_history(
@@ -26,15 +27,16 @@ def plot_history(
         missing = [m for m in (*metrics, "epoch") if m not in frame.columns]
         if missing:
             raise ValueError(f"history {name!r} lacks {missing}; it has {list(frame.columns)}")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False,
+                             layout="constrained")  # fmt: skip
     for ax, metric in zip(axes[0], metrics, strict=True):
         for name, frame in runs.items():
             ax.plot(frame["epoch"], frame[metric], marker="o", markersize=3, label=name or None)
         ax.set(title=metric.replace("_", " "), xlabel="epoch", ylabel=metric)
         ax.grid(alpha=0.3)
-        if len(runs) > 1:
-            ax.legend()
-    fig.tight_layout()
+    if len(runs) > 1:  # one legend for all panels, below them, where it covers no curve
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center",
+                   ncols=min(len(runs), 4), frameon=False)  # fmt: skip
     return fig
 
 
@@ -77,12 +79,17 @@ def plot_attention(
             f"weights must have shape (len(tgt_tokens), len(src_tokens)) = {expected}, "
             f"got {weights.shape}"
         )
-    fig, ax = plt.subplots(figsize=(0.45 * len(src_tokens) + 2.5, 0.4 * len(tgt_tokens) + 1.8))
+    # At most MAX_FIGURE_WIDTH inches (a page's width): long sources get narrower columns and
+    # smaller labels instead of a figure the page shrinks until nothing can be read.
+    width = min(0.45 * len(src_tokens) + 2.5, MAX_FIGURE_WIDTH)
+    label_size = float(np.clip(72 * (width - 2.5) / len(src_tokens) * 0.9, 6, 10))
+    fig, ax = plt.subplots(figsize=(width, 0.4 * len(tgt_tokens) + 1.8))
     image = ax.imshow(weights, cmap="viridis", vmin=0.0, aspect="auto")
     fig.colorbar(image, ax=ax, fraction=0.046, label="attention weight")
     ax.set(xticks=range(len(src_tokens)), yticks=range(len(tgt_tokens)),
            xlabel="source token", ylabel="output token", title=title or "attention")  # fmt: skip
-    ax.set_xticklabels(src_tokens, rotation=60, ha="right")
+    ax.set_xticklabels(src_tokens, rotation=70 if label_size < 9 else 60, ha="right",
+                       fontsize=label_size)  # fmt: skip
     ax.set_yticklabels(tgt_tokens)
     fig.tight_layout()
     return fig

@@ -12,7 +12,12 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from companion.plots import plot_attention, plot_confusion, plot_history  # noqa: E402
+from companion.plots import (  # noqa: E402
+    MAX_FIGURE_WIDTH,
+    plot_attention,
+    plot_confusion,
+    plot_history,
+)
 
 HISTORY = pd.DataFrame(
     {"epoch": [1, 2, 3], "train_loss": [1.0, 0.5, 0.2], "val_macro_f1": [0.3, 0.6, 0.7]}
@@ -26,8 +31,11 @@ def test_history_lines_hold_the_data() -> None:
     np.testing.assert_array_equal(loss_ax.lines[1].get_ydata(), [0.9, 0.8, 0.7])
     np.testing.assert_array_equal(f1_ax.lines[0].get_ydata(), HISTORY["val_macro_f1"])
     np.testing.assert_array_equal(f1_ax.lines[0].get_xdata(), [1, 2, 3])
-    assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == ["a", "b"]
+    (legend,) = fig.legends  # one legend for the figure, outside the panels
+    assert [t.get_text() for t in legend.get_texts()] == ["a", "b"]
+    assert loss_ax.get_legend() is None and f1_ax.get_legend() is None
     plt.close(fig)
+    assert plot_history(HISTORY, metrics=("train_loss",)).legends == []  # one run: no legend
 
 
 def test_history_missing_metric_raises() -> None:
@@ -59,3 +67,11 @@ def test_attention_map() -> None:
     plt.close(fig)
     with pytest.raises(ValueError, match=r"= \(2, 2\), got \(2, 3\)"):
         plot_attention(weights, ["x", "y"], ["p", "q"])
+
+
+def test_attention_map_of_a_long_source_fits_the_page() -> None:
+    source = [f"w{i}" for i in range(60)]
+    fig = plot_attention(np.full((4, 60), 1 / 60), source, list("abcd"))
+    assert fig.get_figwidth() == MAX_FIGURE_WIDTH
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == source  # every label kept
+    plt.close(fig)
