@@ -386,12 +386,8 @@ class LSTMCell(nn.Module):
         )
 
 
-def hidden_gradient_norms(model: Recurrent, x: Tensor, target: Tensor) -> Tensor:
-    """``||dL/dh_t||`` for every step t of a one-layer ``model``, ``L = ||h_T - target||^2 / 2``.
-
-    Each sequence's own gradient norm, averaged over the batch: how much of the loss's
-    gradient reaches step t.
-    """
+def hidden_gradients(model: Recurrent, x: Tensor, target: Tensor) -> Tensor:
+    """``dL/dh_t`` [B, T, H] by autograd, one-layer ``model``, ``L = ||h_T - target||^2 / 2``."""
     if model.num_layers != 1:
         raise ValueError(f"needs a one-layer model, got num_layers={model.num_layers}")
     model.check_input(x)
@@ -401,7 +397,13 @@ def hidden_gradient_norms(model: Recurrent, x: Tensor, target: Tensor) -> Tensor
         h.retain_grad()
     loss = 0.5 * ((hs[-1] - target) ** 2).sum()
     loss.backward()
-    return torch.stack([h.grad.norm(dim=1).mean() for h in hs]).detach()
+    return torch.stack([h.grad for h in hs], dim=1).detach()
+
+
+def hidden_gradient_norms(model: Recurrent, x: Tensor, target: Tensor) -> Tensor:
+    """``||dL/dh_t||`` for every step t (each sequence's norm, averaged over the batch): how
+    much of the loss's gradient reaches step t (see ``hidden_gradients``)."""
+    return hidden_gradients(model, x, target).norm(dim=2).mean(dim=0)
 
 
 class StateGradients(NamedTuple):

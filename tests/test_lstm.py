@@ -13,6 +13,7 @@ from companion.lstm import (
     LSTMCell,
     article_cell,
     hidden_gradient_norms,
+    hidden_gradients,
     lstm_cell_backward,
     lstm_state_gradients,
 )
@@ -241,7 +242,27 @@ def test_lstm_state_gradients_match_autograd_through_torch_lstm():
     assert max_diff(ours.forget[:, 0], first_forget.detach()) < 1e-12
 
 
-@pytest.mark.parametrize("gradients", [hidden_gradient_norms, lstm_state_gradients])
+def test_hidden_gradients_are_autograd_of_torch_rnn():
+    """Every dL/dh_t of our RNN = autograd through ``torch.nn.RNN`` run one step at a time."""
+    torch.manual_seed(9)
+    model = RNN(2, 3).double()
+    x = torch.randn(4, 5, 2, dtype=torch.float64)
+    target = torch.randn(4, 3, dtype=torch.float64)
+    ours = hidden_gradients(model, x, target)
+    ref, h, states = model.to_torch(), torch.zeros(1, 4, 3, dtype=torch.float64), []
+    for t in range(5):
+        _, h = ref(x[:, t : t + 1], h)
+        h.retain_grad()
+        states.append(h)
+    (0.5 * ((h[0] - target) ** 2).sum()).backward()
+    assert ours.shape == (4, 5, 3)
+    for t, h_t in enumerate(states):
+        assert max_diff(ours[:, t], h_t.grad[0]) < 1e-12
+
+
+@pytest.mark.parametrize(
+    "gradients", [hidden_gradients, hidden_gradient_norms, lstm_state_gradients]
+)
 def test_gradients_through_time_reject_deep_model(gradients):
     with pytest.raises(ValueError, match="one-layer"):
         gradients(LSTM(2, 2, num_layers=2), torch.randn(1, 2, 2), torch.zeros(1, 2))
