@@ -96,7 +96,8 @@ class ArticleStyleClassifier(nn.Module):
         return ids, lengths.clamp(max=self.max_len)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Class logits from the LSTM output at position 127 (or at the last real token)."""
+        """Class logits from the LSTM output at the last of ``max_len`` positions (or at the
+        last real token)."""
         lengths = check_batch(ids, lengths, self.vocab_size)
         ids, lengths = self.pad_to_max_len(ids, lengths)
         attention_mask = length_mask(lengths.to(ids.device), self.max_len)

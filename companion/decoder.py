@@ -56,7 +56,7 @@ class Attention(nn.Module):
 
 
 class AdditiveAttention(Attention):
-    """Bahdanau's additive score ``v^T tanh(W_q q + W_k k_j)``, softmax-normalised over j."""
+    """Bahdanau's additive score ``v^T tanh(W_q q + W_k k_j + b)``, softmax-normalised over j."""
 
     def __init__(self, query_size: int, key_size: int, attn_size: int) -> None:
         super().__init__()

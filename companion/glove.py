@@ -176,7 +176,8 @@ def adagrad_step(
     overwritten; ``lr`` is one rate or one per column (the bias column's may differ). All
     steps of a minibatch read G from before the batch; repeated rows add up their steps
     (``index_add_``), as the C code's threads do without locks. The sign sits in ``s``
-    because ``index_add_`` with ``alpha != 1`` takes a path 3x slower on CPU.
+    because ``index_add_`` with ``alpha != 1`` takes a much slower path on CPU (chapter 1
+    times both).
     """
     step = grad.mul_(-lr)
     param.index_add_(0, index, accum.index_select(0, index).rsqrt_().mul_(step))
