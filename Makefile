@@ -73,9 +73,12 @@ browser: book
 	$(PYTEST) tests -m browser
 
 # Fail in one line, before minutes of work, when a system tool the tests need is missing.
+# The tools make test needs, checked in one second instead of failing after minutes; the browser
+# test also needs one Latin font (the Chinese one and MathJax's come with the book).
 prerequisites:
-	@missing=""; for tool in $(PYTHON) gcc node npm chromium; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
-	if [ -n "$$missing" ]; then echo "make test needs:$$missing (Debian/Ubuntu: sudo apt-get install python3-venv gcc nodejs npm chromium)"; exit 1; fi
+	@missing=""; for tool in $(PYTHON) gcc node npm chromium fc-list; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	command -v fc-list >/dev/null && [ -z "$$(fc-list :lang=en family)" ] && missing="$$missing a-Latin-font"; \
+	if [ -n "$$missing" ]; then echo "make test needs:$$missing (Debian/Ubuntu: sudo apt-get install python3-venv gcc nodejs npm chromium fontconfig fonts-dejavu-core)"; exit 1; fi
 
 test: prerequisites lint unit notebooks browser
 
