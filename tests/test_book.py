@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -21,15 +20,6 @@ from companion.config import REPO_ROOT
 pytestmark = pytest.mark.browser
 
 HTML = REPO_ROOT / "_build" / "html"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def book_pages() -> list[Path]:
@@ -60,18 +50,6 @@ def server() -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Debian Chromium driven by Playwright."""
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium") or "/usr/bin/chromium"
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
 
 
 def visit(browser, url: str) -> tuple[object, list[str]]:
@@ -146,6 +124,32 @@ def test_chinese_terms_render_in_the_vendored_font(browser, server: str) -> None
                                       && f.status === "loaded").length"""
         )
         assert loaded > 0, "Noto Sans SC was not loaded for the glossary's Chinese terms"
+        assert problems == []
+    finally:
+        page.close()
+
+
+def test_map_labels_are_drawn_in_the_vendored_font(browser, server: str) -> None:
+    """The introduction's diagram: Chinese labels in Noto Sans SC, which was loaded before
+    mermaid sized the boxes, so no label is wider than its box."""
+    page, problems = visit(browser, f"{server}/book/intro.html")
+    try:
+        page.wait_for_selector(".mermaid svg[aria-roledescription]", state="attached")
+        labels = page.eval_on_selector_all(
+            ".mermaid svg .node foreignObject",
+            """objects => objects.map(o => {
+                const box = o.firstElementChild;
+                return {text: box.textContent, font: getComputedStyle(box).fontFamily,
+                        need: box.scrollWidth, have: o.width.baseVal.value};
+            })""",
+        )
+        chinese = [label for label in labels if re.search(r"[\u4e00-\u9fff]", label["text"])]
+        assert chinese, f"no Chinese label among {[label['text'] for label in labels]}"
+        for label in chinese:
+            assert "Noto Sans SC" in label["font"], label
+            assert label["need"] <= label["have"] + 1, f"label wider than its box: {label}"
+        text = "".join(label["text"] for label in chinese)
+        assert page.evaluate("t => document.fonts.check('16px \"Noto Sans SC\"', t)", text)
         assert problems == []
     finally:
         page.close()
