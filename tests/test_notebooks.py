@@ -128,6 +128,7 @@ def test_chapter_follows_the_skeleton(path: Path) -> None:
 
 MACHINE_TRACES = re.compile(
     r"/tmp/|/work/|/home/|/root/|/Users/|[A-Z]:\\|ipykernel_|site-packages| at 0x[0-9a-f]{6,}"
+    r"|load average|\bload (?:before|after)\b|\buptime\b"
 )
 
 
@@ -143,8 +144,12 @@ def stored_text(cell: nbformat.NotebookNode) -> str:
 def test_machine_traces_are_caught() -> None:
     cell = nbformat.v4.new_code_cell("load()")
     warning = "/tmp/ipykernel_5959/98.py:1: UserWarning: only the test split is in /work/data"
-    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=warning)]
-    assert MACHINE_TRACES.findall(stored_text(cell)) == ["/tmp/", "ipykernel_", "/work/"]
+    load = "2 CPU cores, load before 2.0 | uptime: 14:02 up 3:41, load average: 1.16"
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=warning),
+                    nbformat.v4.new_output("stream", name="stdout", text=load)]  # fmt: skip
+    assert MACHINE_TRACES.findall(stored_text(cell)) == [
+        "/tmp/", "ipykernel_", "/work/", "load before", "uptime", "load average"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
@@ -165,7 +170,11 @@ PROSE_NUMBER = re.compile(
     r"(?:\s?(%|×|M\b|million\b|k\b))?"
 )
 OUTPUT_NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?(?:e[-+]?\d+)?")
-NOT_PROSE = re.compile(r"\$\$.*?\$\$|\$[^$\n]*\$|`[^`]*`|\]\([^)]*\)|\(eq-[\w-]+\)", re.DOTALL)
+# Math, inline code, link targets and equation labels; a fence line (```{admonition}) is not code.
+NOT_PROSE = re.compile(
+    r"^(?:```|:::)[^\n]*$|\$\$.*?\$\$|\$[^$\n]*\$|`[^`\n]*`|\]\([^)]*\)|\(eq-[\w-]+\)",
+    re.DOTALL | re.MULTILINE,
+)
 SCALE = {None: 1.0, "%": 0.01, "×": 1.0, "M": 1e6, "million": 1e6, "k": 1e3}
 # Numbers in the prose that are settings, facts of a data set or a model, or published results
 # (cited there), not measurements of this book: each with the reason it needs no stored cell.
@@ -183,7 +192,9 @@ PROSE_CONSTANTS = {
                                   "103 million": "WikiText-103's size (cited)"},
     "09_transformer_fine_tuning": {"83.2 %": "published (cited)", "85.3 %": "published (cited)",
                                    "5.24": "the pinned transformers version",
-                                   "11,314": "20 Newsgroups' by-date training split"},
+                                   "11,314": "20 Newsgroups' by-date training split",
+                                   "1.5 %": "exercise 2's arithmetic, derived in its solution",
+                                   "148 k": "the pooler's size, 384 x 384 + 384 (exercise 3)"},
 }  # fmt: skip
 
 
@@ -235,6 +246,44 @@ def test_every_number_in_the_prose_is_printed_by_a_stored_cell(path: Path) -> No
     assert unbacked == [], f"{path.name}: no stored output prints {unbacked}"
     needless = [n for n in constants if n not in quoted or shown_by(n, outputs)]
     assert needless == [], f"{path.name}: PROSE_CONSTANTS lists {needless}: drop them"
+
+
+# "chapter 4" in the prose must be a link ([chapter 4](04_encoder.ipynb)), so that the -W build
+# fails while the chapter it points to does not exist; a page may name itself plainly.
+CHAPTER_NAMED = re.compile(r"\b[Cc]hapter (\d{1,2})\b(?![\d–-])")
+CHAPTER_RANGE = re.compile(r"\b[Cc]hapters (\d{1,2})(?:–|-| and )(\d{1,2})\b")
+LINK = re.compile(r"\[[^\]]*\]\([^)]*\)")
+
+
+def unlinked_chapters(text: str, own: int | None) -> list[str]:
+    """Chapter numbers named in ``text`` outside links, except ``own``."""
+    prose = NOT_PROSE.sub(" ", LINK.sub(" ", text))
+    return [m.group(0) for m in CHAPTER_NAMED.finditer(prose) if int(m.group(1)) != own]
+
+
+def test_unlinked_chapters_finds_plain_mentions_only() -> None:
+    text = "[chapter 4](04_encoder.ipynb) and chapter 7 show; chapter 2's `chapter 3` (chapter 5)"
+    assert unlinked_chapters(text, own=5) == ["chapter 7", "chapter 2"]
+
+
+def prose_pages() -> list[tuple[str, int | None, str]]:
+    """(name, own chapter number, markdown) of every chapter's markdown cells and book page."""
+    pages = [(p.name, None, p.read_text()) for p in sorted((REPO_ROOT / "book").glob("*.md"))]
+    for path in CHAPTERS:
+        cells = nbformat.read(path, as_version=4).cells
+        text = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+        pages.append((path.name, int(path.name[:2]), text))
+    return pages
+
+
+def test_chapters_named_in_the_prose_are_checked_links() -> None:
+    """Another chapter is named by a link the build checks, or in a range of chapters that exist."""
+    numbers = {int(p.name[:2]) for p in CHAPTERS}
+    for name, own, text in prose_pages():
+        assert unlinked_chapters(text, own) == [], f"{name}: make these links"
+        for match in CHAPTER_RANGE.finditer(NOT_PROSE.sub(" ", LINK.sub(" ", text))):
+            missing = {int(n) for n in match.groups()} - numbers
+            assert not missing, f"{name}: '{match.group(0)}' names a chapter that does not exist"
 
 
 def shown_sources(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
