@@ -22,7 +22,7 @@ TF-IDF + logistic regression on the same split beside the LSTMs'. Run from the r
 root::
 
     python benchmarks/bench_classifier.py                     # AG News, 6 epochs, auto device
-    python benchmarks/bench_classifier.py --glove --epochs 20 --hidden-size 128
+    python benchmarks/bench_classifier.py --glove --epochs 10 --lr 3e-3  # chapter 6's run
     python benchmarks/bench_classifier.py --dataset bbc --max-len 512 --epochs 1
 
 Timings depend on what else runs on the machine: the script prints ``uptime`` with them.
