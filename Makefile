@@ -22,7 +22,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export HF_HUB_OFFLINE := 1
 $(shell mkdir -p .cache/jupyter-runtime .cache/ipython .cache/matplotlib)
 
-.PHONY: setup vendor book test prerequisites lint unit notebooks browser lab serve execute clean
+.PHONY: setup vendor book test prerequisites lint unit notebooks browser lab serve execute assignments grade clean
 
 setup: $(STAMP)
 
@@ -76,9 +76,9 @@ browser: book
 # The tools make test needs, checked in one second instead of failing after minutes; the browser
 # test also needs one Latin font (the Chinese one and MathJax's come with the book).
 prerequisites:
-	@missing=""; for tool in $(PYTHON) gcc node npm chromium fc-list; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	@missing=""; for tool in $(PYTHON) gcc node npm chromium fc-list bwrap; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	command -v fc-list >/dev/null && [ -z "$$(fc-list :lang=en family)" ] && missing="$$missing a-Latin-font"; \
-	if [ -n "$$missing" ]; then echo "make test needs:$$missing (Debian/Ubuntu: sudo apt-get install python3-venv gcc nodejs npm chromium fontconfig fonts-dejavu-core)"; exit 1; fi
+	if [ -n "$$missing" ]; then echo "make test needs:$$missing (Debian/Ubuntu: sudo apt-get install python3-venv gcc nodejs npm chromium fontconfig fonts-dejavu-core bubblewrap)"; exit 1; fi
 
 test: prerequisites lint unit notebooks browser
 
@@ -92,6 +92,16 @@ serve:
 # Re-execute every notebook in full mode and store outputs + run metadata (device, time, duration).
 execute: setup
 	$(BIN)/python -m companion.notebooks execute notebooks/*.ipynb
+
+# The chapters' exercises as an nbgrader course folder: course/source/<chapter>, course/release/<chapter>.
+COURSE ?= course
+assignments: setup
+	$(BIN)/python -m companion.course --course $(COURSE)
+
+# Autograde SUBMISSIONS=DIR (<student>/<assignment>/<assignment>.ipynb): $(COURSE)/grades.csv.
+grade: setup
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=DIR  (DIR/<student>/<assignment>/<assignment>.ipynb)"; exit 1; }
+	$(BIN)/python -m companion.grade $(SUBMISSIONS) --course $(COURSE) $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
 clean:
 	rm -rf _build $(VENDOR) .cache

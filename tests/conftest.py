@@ -17,10 +17,12 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import course_helpers
 import pandas as pd
 import pytest
 import torch
 
+from companion import course
 from companion.config import data_dirs
 from companion.data import DatasetNotFoundError, load_dataset
 
@@ -112,3 +114,19 @@ def browser():
         chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="session")
+def toy_course(tmp_path_factory) -> Path:
+    """A course folder built from the toy chapter of ``course_helpers``."""
+    folder = tmp_path_factory.mktemp("toy")
+    course.build_course([course_helpers.toy_chapter(folder)], folder / "course")
+    return folder / "course"
+
+
+@pytest.fixture(scope="session")
+def book_course(tmp_path_factory) -> Path:
+    """A course folder built from the book's chapters (what ``make assignments`` writes)."""
+    folder = tmp_path_factory.mktemp("book") / "course"
+    course.build_course(course.chapter_notebooks(course_helpers.ROOT / "notebooks"), folder)
+    return folder

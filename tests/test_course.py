@@ -1,0 +1,97 @@
+"""The chapters' exercises as nbgrader assignments (companion.course), on a toy chapter and on
+the book's own chapters."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from course_helpers import ROOT, TOY, released, toy_chapter
+from nbformat.v4 import new_markdown_cell, new_notebook
+
+from companion import course, grade
+from companion.course import CourseError
+
+
+def test_assignment_holds_the_exercises_with_written_answers_graded_by_hand(tmp_path: Path) -> None:
+    nb = course.assignment_notebook(toy_chapter(tmp_path))
+    text = "\n".join(c.source for c in nb.cells)
+    assert "HIDDEN_STATE" not in text and "## Summary" not in text
+    assert nb.cells[0].source.startswith("# Exercises: 1. A toy chapter")
+    answer = nb.cells[-1].metadata["nbgrader"]
+    assert answer["grade_id"] == "answer-3" and answer["points"] == 1 and answer["solution"]
+    for cell in nb.cells:  # students see every cell: the book's folding is gone
+        assert "source_hidden" not in cell.metadata.get("jupyter", {})
+        assert "hide-input" not in cell.metadata.get("tags", [])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda cells: cells[8].metadata["nbgrader"].update(grade_id="double-test"),
+            "repeated grade_id",
+        ),
+        (lambda cells: cells[5].metadata["nbgrader"].update(points=0), "has no points"),
+        (
+            lambda cells: setattr(cells[4], "source", "def double(x):\n    return 2 * x"),
+            "BEGIN/END SOLUTION",
+        ),
+        (lambda cells: cells.pop(-1), "followed by '## Summary'"),
+    ],
+)
+def test_a_chapter_that_breaks_nbgrader_rules_is_named(tmp_path: Path, edit, message: str) -> None:
+    path = toy_chapter(tmp_path)
+    nb = nbformat.read(path, as_version=4)
+    edit(nb.cells)
+    nbformat.write(nb, path)
+    with pytest.raises(CourseError, match=message) as error:
+        course.assignment_notebook(path)
+    assert str(path) in str(error.value)
+
+
+def test_a_failed_build_writes_nothing(tmp_path: Path) -> None:
+    good, bad = toy_chapter(tmp_path), toy_chapter(tmp_path, "02_bad")
+    nb = nbformat.read(bad, as_version=4)
+    nb.cells = nb.cells[:3]
+    nbformat.write(nb, bad)
+    with pytest.raises(CourseError, match="02_bad"):
+        course.build_course([good, bad], tmp_path / "course")
+    assert not (tmp_path / "course").exists()
+
+
+def test_a_source_notebook_edited_by_hand_is_not_overwritten(
+    toy_course: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "course"
+    shutil.copytree(toy_course, copy)
+    source = copy / "source" / TOY / f"{TOY}.ipynb"
+    course.write_sources([toy_chapter(tmp_path)], copy)  # unchanged: rewritten quietly
+    source.write_text(source.read_text().replace("Try them.", "Try them, class."))
+    edited = source.read_text()
+    with pytest.raises(CourseError, match="edited since"):
+        course.write_sources([toy_chapter(tmp_path)], copy)
+    assert source.read_text() == edited
+
+
+def test_release_removes_solutions_hidden_tests_and_answers(toy_course: Path) -> None:
+    text = "\n".join(c.source for c in released(toy_course).cells)
+    assert "raise NotImplementedError" in text and "YOUR ANSWER HERE" in text
+    for secret in ("return 2 * x", "double(5)", "HIDDEN TESTS", "2(x + y)"):
+        assert secret not in text
+    assert "assert double(2) == 4" in text  # the visible test stays
+
+
+def test_course_command_line_reports_errors_in_one_line(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "03_bad.ipynb"
+    nbformat.write(new_notebook(cells=[new_markdown_cell("# 3. Bad")]), bad)
+    assert course.main([str(bad), "--course", str(tmp_path / "c")]) == 1
+    assert f"error: {bad}" in capsys.readouterr().err
+
+
+def test_every_chapter_becomes_an_assignment(book_course: Path) -> None:
+    names = [p.stem for p in course.chapter_notebooks(ROOT / "notebooks")]
+    assert sorted(p.name for p in (book_course / "release").iterdir()) == names
+    assert set(grade.course_assignments(book_course)) == set(names)
