@@ -8,6 +8,7 @@ Each chapter's "## Exercises" section (up to "## Summary") becomes one assignmen
   ``raise NotImplementedError()``;
 - a locked code cell with ``grade`` metadata and ``points`` is an autograded test; what lies
   between ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS`` is removed for students;
+- the chapter's cells tagged ``exercise-setup`` (its imports and settings) come first;
 - each folded solution (a ```` ```{admonition} Solution ```` cell) becomes a manually graded
   answer: students see "YOUR ANSWER HERE", the teacher grades it in nbgrader's formgrader.
 
@@ -38,6 +39,7 @@ EXERCISE_NUMBER = re.compile(r"^(\d+)\. ", re.MULTILINE)  # "3. Show that ..." o
 SCHEMA_VERSION = 3
 ANSWER_POINTS = 1  # each folded solution, graded by hand
 MANIFEST = ".generated.json"  # sha256 of each source notebook as this module wrote it
+SETUP_TAG = "exercise-setup"  # a chapter cell the exercises need (imports, settings): copied first
 HIDE_TAGS = {"hide-input", "hide-cell", "hide-output", "remove-input", "remove-cell"}
 CONFIG = """\
 # Written by `make assignments` (companion.course): the course folder of the book's exercises.
@@ -69,6 +71,26 @@ def exercise_section(nb: nbformat.NotebookNode, path: Path) -> list[nbformat.Not
 def nbgrader_meta(cell: nbformat.NotebookNode) -> dict:
     """The cell's nbgrader metadata ({} for an ordinary cell)."""
     return cell.metadata.get("nbgrader", {})
+
+
+def exercise_summary(path: Path) -> dict[str, float]:
+    """How many exercises a chapter has, how many are autograded code, and their points."""
+    nb = nbformat.read(path, as_version=4)
+    section = exercise_section(nb, path)
+    numbers = {
+        int(n)
+        for c in section
+        if c.cell_type == "markdown"
+        for n in EXERCISE_NUMBER.findall(c.source)
+    }
+    tests = [
+        nbgrader_meta(c) for c in section if c.cell_type == "code" and nbgrader_meta(c).get("grade")
+    ]
+    return {
+        "exercises": len(numbers),
+        "coding": len(tests),
+        "points": sum(t["points"] for t in tests),
+    }
 
 
 def _answer_cell(cell: nbformat.NotebookNode, number: int) -> nbformat.NotebookNode:
@@ -133,8 +155,9 @@ def assignment_notebook(path: Path) -> nbformat.NotebookNode:
     """The source (teacher's) version of one chapter's exercises, ready for nbgrader."""
     chapter = nbformat.read(path, as_version=4)
     title = chapter.cells[0].source.lstrip("# ").strip() if chapter.cells else path.stem
+    setup = [c for c in chapter.cells if SETUP_TAG in c.metadata.get("tags", [])]
     cells, number = [], 0
-    for cell in exercise_section(chapter, path):
+    for cell in [*setup, *exercise_section(chapter, path)]:
         if cell.cell_type == "markdown" and (numbers := EXERCISE_NUMBER.findall(cell.source)):
             number = int(numbers[-1])
         if (

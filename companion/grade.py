@@ -157,11 +157,11 @@ def grade_submission(
         submitted = work / "submitted" / sub.student / sub.assignment
         submitted.mkdir(parents=True)
         shutil.copy2(sub.notebook, submitted / sub.notebook.name)
-        args = ["autograde", sub.assignment, "--student", sub.student, "--force"]
+        args = ["autograde", sub.assignment, f"--student={sub.student}", "--force"]
         args.append(f"--Execute.timeout={limits.cell_timeout_s}")
         log = course / "autograded" / sub.student / sub.assignment / "autograde.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        _run_shut_in(args, work, limits, log)
+        _run_shut_in(args, work, limits, log, hidden=course)
         graded = work / "autograded" / sub.student / sub.assignment / sub.notebook.name
         if not graded.is_file() or graded.is_symlink():
             return dict.fromkeys(cells, 0.0), FAILED
@@ -169,12 +169,14 @@ def grade_submission(
         return _scores(work, sub, cells), GRADED
 
 
-def _run_shut_in(args: list[str], work: Path, limits: Limits, log: Path) -> None:
-    """``nbgrader ARGS`` in ``work``, shut in where bubblewrap works; killed at the total limit."""
+def _run_shut_in(args: list[str], work: Path, limits: Limits, log: Path, hidden: Path) -> None:
+    """``nbgrader ARGS`` in ``work``, shut in where bubblewrap works (``hidden``, the course
+    folder with its hidden tests, shows up empty); killed at the total limit."""
     prefix = sandbox_prefix()
     command = nbgrader_command(*args)
     if prefix is not None:
-        command = [*prefix, "--bind", str(work), str(work), "--chdir", str(work), *command]
+        mask = ["--tmpfs", str(hidden)] if not hidden.is_relative_to("/tmp") else []
+        command = [*prefix, *mask, "--bind", str(work), str(work), "--chdir", str(work), *command]
     with open(log, "w") as out:
         process = subprocess.Popen(
             command,

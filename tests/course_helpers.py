@@ -34,6 +34,7 @@ def toy_chapter(folder: Path, name: str = TOY) -> Path:
     cells = [
         new_markdown_cell("# 1. A toy chapter"),
         new_code_cell("HIDDEN_STATE = 42  # before the exercises: not part of the assignment"),
+        new_code_cell("SCALE = 2  # a setting", metadata={"tags": ["exercise-setup"]}),
         new_markdown_cell("## Exercises\n\nTry them."),
         new_markdown_cell("1. Write `double(x)`."),
         solution_cell(
@@ -62,7 +63,6 @@ def toy_chapter(folder: Path, name: str = TOY) -> Path:
         ),
         new_markdown_cell("## Summary\n\nDone."),
     ]
-    cells[4].outputs = []
     path = folder / f"{name}.ipynb"
     nbformat.write(
         new_notebook(

@@ -153,3 +153,25 @@ def test_map_labels_are_drawn_in_the_vendored_font(browser, server: str) -> None
         assert problems == []
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("chapter", ["03_cross_entropy", "06_classifier"])
+def test_solutions_are_folded_on_the_page(browser, server: str, chapter: str) -> None:
+    """Code solutions sit in closed toggles (the test cells stay visible); one click opens one."""
+    page, problems = visit(browser, f"{server}/notebooks/{chapter}.html")
+    try:
+        solutions = page.locator(".cell", has_text="### BEGIN SOLUTION")
+        assert solutions.count() >= 1, "no code solution on the page"
+        code = solutions.first.locator("pre", has_text="### BEGIN SOLUTION")
+        assert not code.is_visible(), "a code solution is open"
+        tests = page.locator(".cell", has_text="### BEGIN HIDDEN TESTS")
+        assert tests.first.locator("pre").first.is_visible(), "the test cell is hidden"
+        solutions.first.locator("summary").first.click()
+        assert code.is_visible(), "the toggle does not open the solution"
+        written = page.locator(".admonition.dropdown")  # sphinx-togglebutton hides their bodies
+        assert written.count() >= 3, "the written solutions are not dropdowns"
+        bodies = written.locator("p:not(.admonition-title)")
+        assert not any(p.is_visible() for p in bodies.all()), "a written solution is open"
+        assert problems == []
+    finally:
+        page.close()

@@ -13,6 +13,7 @@ from nbformat.v4 import new_markdown_cell, new_notebook
 
 from companion import course, grade
 from companion.course import CourseError
+from companion.notebooks import format_duration
 
 
 def test_assignment_holds_the_exercises_with_written_answers_graded_by_hand(tmp_path: Path) -> None:
@@ -20,6 +21,7 @@ def test_assignment_holds_the_exercises_with_written_answers_graded_by_hand(tmp_
     text = "\n".join(c.source for c in nb.cells)
     assert "HIDDEN_STATE" not in text and "## Summary" not in text
     assert nb.cells[0].source.startswith("# Exercises: 1. A toy chapter")
+    assert nb.cells[1].source.startswith("SCALE = 2")  # the chapter's setup cell comes first
     answer = nb.cells[-1].metadata["nbgrader"]
     assert answer["grade_id"] == "answer-3" and answer["points"] == 1 and answer["solution"]
     for cell in nb.cells:  # students see every cell: the book's folding is gone
@@ -31,12 +33,12 @@ def test_assignment_holds_the_exercises_with_written_answers_graded_by_hand(tmp_
     ("edit", "message"),
     [
         (
-            lambda cells: cells[8].metadata["nbgrader"].update(grade_id="double-test"),
+            lambda cells: cells[9].metadata["nbgrader"].update(grade_id="double-test"),
             "repeated grade_id",
         ),
-        (lambda cells: cells[5].metadata["nbgrader"].update(points=0), "has no points"),
+        (lambda cells: cells[6].metadata["nbgrader"].update(points=0), "has no points"),
         (
-            lambda cells: setattr(cells[4], "source", "def double(x):\n    return 2 * x"),
+            lambda cells: setattr(cells[5], "source", "def double(x):\n    return 2 * x"),
             "BEGIN/END SOLUTION",
         ),
         (lambda cells: cells.pop(-1), "followed by '## Summary'"),
@@ -95,3 +97,43 @@ def test_every_chapter_becomes_an_assignment(book_course: Path) -> None:
     names = [p.stem for p in course.chapter_notebooks(ROOT / "notebooks")]
     assert sorted(p.name for p in (book_course / "release").iterdir()) == names
     assert set(grade.course_assignments(book_course)) == set(names)
+
+
+def test_every_chapter_has_three_to_six_exercises() -> None:
+    counts = {
+        p.stem: course.exercise_summary(p)["exercises"]
+        for p in course.chapter_notebooks(ROOT / "notebooks")
+    }
+    assert all(3 <= n <= 6 for n in counts.values()), counts
+
+
+def test_the_instructors_table_shows_each_chapters_stored_time_and_exercises() -> None:
+    page = (ROOT / "book" / "instructors.md").read_text()
+    for path in course.chapter_notebooks(ROOT / "notebooks"):
+        summary = course.exercise_summary(path)
+        duration = format_duration(
+            nbformat.read(path, as_version=4).metadata["companion_run"]["duration_s"]
+        )
+        row = (
+            f"(../notebooks/{path.name}) | {duration} | {summary['exercises']} | "
+            f"{summary['coding']} ({summary['points']}) |"
+        )
+        assert row in page, f"book/instructors.md: no row {row!r}"
+
+
+def test_code_solutions_are_folded_in_the_book_and_in_jupyterlab() -> None:
+    for path in course.chapter_notebooks(ROOT / "notebooks"):
+        for cell in nbformat.read(path, as_version=4).cells:
+            meta = course.nbgrader_meta(cell)
+            if cell.cell_type == "code" and meta.get("solution"):
+                where = f"{path.name}, {meta['grade_id']}"
+                assert "hide-input" in cell.metadata.get("tags", []), (
+                    f"{where}: not folded in the book"
+                )
+                assert cell.metadata.get("jupyter", {}).get("source_hidden"), (
+                    f"{where}: open in JupyterLab"
+                )
+            if meta.get("grade") and cell.cell_type == "code":
+                assert meta.get("locked"), (
+                    f"{path.name}, {meta['grade_id']}: a test cell students can edit"
+                )

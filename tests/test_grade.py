@@ -3,11 +3,14 @@ assignment, and every chapter of the book solved and blank."""
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
-from course_helpers import FAST, RIGHT, ROOT, TOY, answered, released, scores, submit
+from course_helpers import FAST, RIGHT, ROOT, TOY, answered, released, scores, submit, toy_chapter
 
 from companion import course, grade
 from companion.course import CourseError
@@ -150,3 +153,32 @@ def test_each_chapter_scores_full_marks_solved_and_zero_blank(
     assert coding, chapter
     assert {g: scores(table, "solved")[g] for g in coding} == coding
     assert all(scores(table, "blank")[g] == 0 for g in coding)
+
+
+def test_grade_command_line_writes_and_prints_the_table(
+    toy_course: Path, tmp_path: Path, capsys
+) -> None:
+    submit(tmp_path, "right", answered(toy_course, **RIGHT))
+    assert grade.main([str(tmp_path), "--course", str(toy_course), "--timeout", "20"]) == 0
+    printed = capsys.readouterr().out
+    assert "right" in printed and str(toy_course / "grades.csv") in printed
+    table = pd.read_csv(toy_course / "grades.csv")
+    assert table.loc[0, "total"] == 5 and table.loc[0, "status"] == grade.GRADED
+    assert grade.main([str(tmp_path / "nowhere"), "--course", str(toy_course)]) == 1
+    assert "no such folder" in capsys.readouterr().err
+
+
+def test_a_submission_cannot_read_the_hidden_tests(tmp_path: Path) -> None:
+    folder = ROOT / ".cache" / f"course-test-{uuid.uuid4().hex[:8]}"  # outside /tmp, as in a course
+    try:
+        course.build_course([toy_chapter(tmp_path)], folder)
+        source = folder / "source" / TOY / f"{TOY}.ipynb"
+        peek = (
+            f"try:\n    open({str(source)!r}).read()\n    leaked = True\nexcept OSError:\n"
+            "    leaked = False\ndef double(x):\n    return 0 if leaked else 2 * x"
+        )
+        submit(tmp_path / "subs", "peeker", answered(folder, double=peek, halve=RIGHT["halve"]))
+        table = grade.grade_all(folder, tmp_path / "subs", FAST)
+        assert scores(table, "peeker")["double-test"] == 2, "the course folder was readable"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

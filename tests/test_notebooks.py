@@ -179,16 +179,12 @@ SCALE = {None: 1.0, "%": 0.01, "×": 1.0, "M": 1e6, "million": 1e6, "k": 1e3}
 # Numbers in the prose that are settings, facts of a data set or a model, or published results
 # (cited there), not measurements of this book: each with the reason it needs no stored cell.
 PROSE_CONSTANTS = {
-    "01_glove": {"30,000": "evaluation setting", "65,536": "exercise setting",
-                 "1,000": "the comparison's setting (GloveBench.agreement_words)",
-                 "262,144": "exercise setting"},
+    "01_glove": {"30,000": "evaluation setting",
+                 "1,000": "the comparison's setting (GloveBench.agreement_words)"},
     "04_encoder": {"2,092": "the data set's size, printed by chapter 0"},
-    "05_decoder": {"0.5": "exercise setting"},
     "06_classifier": {"2,225": "the data set's raw file count, printed by chapter 0"},
     "07_pretraining": {"2,000": "exercise setting"},
-    "08_supervised_fine_tuning": {"20×": "ULMFiT's published claim (cited)",
-                                  "20%": "the experiment's setting, MINORITY_SHARE",
-                                  "1,150": "AWD-LSTM's width (cited)",
+    "08_supervised_fine_tuning": {"1,150": "AWD-LSTM's width (cited)",
                                   "103 million": "WikiText-103's size (cited)"},
     "09_transformer_fine_tuning": {"83.2 %": "published (cited)", "85.3 %": "published (cited)",
                                    "5.24": "the pinned transformers version",
