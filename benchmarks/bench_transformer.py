@@ -7,18 +7,23 @@
 Both compute the same function — padding is masked out of attention — so they reach the
 same accuracy; the script checks that the two paddings give the same predictions on a batch.
 It reports examples/s and tokens/s (real tokens) and, on a GPU, the model FLOPs utilisation
-(MFU): training FLOPs per token ~ 6 N + 12 L d T (weights and attention, Chinchilla/PaLM
-accounting) against the device's dense bf16 peak (``--peak-tflops``, default 989 for an
-H100/H200 SXM). Run from the repository root, alone on the machine::
+(MFU, ``companion.transformer.model_flops_utilisation``: 6 FLOPs per linear-layer weight and
+position, 12 d per attention pair and layer, PaLM's accounting) against the device's dense
+bf16 data-sheet peak (``--peak-tflops``; by default looked up from the GPU's name). Run from
+the repository root, alone on the machine::
 
     python benchmarks/bench_transformer.py                    # MiniLM, BBC, auto device
     python benchmarks/bench_transformer.py --max-len 256 --steps 50 --batch 32
+    python benchmarks/bench_transformer.py --dataset ag_news --json results.json
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import warnings
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -26,7 +31,14 @@ from transformers import DataCollatorWithPadding
 
 from companion.config import device_name, get_device, machine_load, seed_everything
 from companion.data import load_dataset
-from companion.transformer import EncodedTexts, encoded_loader, load_classifier, training_throughput
+from companion.transformer import (
+    EncodedTexts,
+    bf16_peak_tflops,
+    encoded_loader,
+    load_classifier,
+    model_flops_utilisation,
+    training_throughput,
+)
 
 
 def same_predictions(model: torch.nn.Module, tokenizer: object, data: EncodedTexts) -> bool:
@@ -54,12 +66,16 @@ def main() -> None:
     parser.add_argument("--max-len", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--peak-tflops", type=float, default=989.0)
+    parser.add_argument("--rows", type=int, default=4000, help="training rows tokenized")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="default: by GPU name")
+    parser.add_argument("--json", type=Path, default=None, help="also write the table here")
     args = parser.parse_args()
 
     device = get_device()
-    frame = load_dataset(args.dataset)
-    train = frame[frame["split"] == "train"]
+    with warnings.catch_warnings():  # AG News offline: a re-split of the test file, said once
+        warnings.simplefilter("ignore", UserWarning)
+        frame = load_dataset(args.dataset)
+    train = frame[frame["split"] == "train"].head(args.rows)
     seed_everything(0)
     model, tokenizer = load_classifier(frame["label"].nunique(), args.model)
     data = EncodedTexts(tokenizer, train["text"], train["label"], args.max_len)
@@ -76,21 +92,21 @@ def main() -> None:
             copy.deepcopy(model), loader, device, steps=args.steps, amp=s["amp"]
         )
     table = pd.DataFrame(rows).T
-    if device.type == "cuda":
-        c = model.config
-        per_token = 6 * sum(p.numel() for p in model.parameters())
-        per_token += 12 * c.num_hidden_layers * c.hidden_size * args.max_len
-        table["MFU"] = table["padded_tokens_per_s"] * per_token / (args.peak_tflops * 1e12)
-    print(
-        f"{device_name(device)} | {args.dataset}, max_len {args.max_len}, {args.steps} steps | "
-        f"load: {machine_load()}"
+    peak = args.peak_tflops or bf16_peak_tflops(device)
+    if peak is not None:
+        table["MFU"] = [model_flops_utilisation(model, rows[name], peak) for name in table.index]
+    header = (
+        f"{device_name(device)} | {args.dataset}, max_len {args.max_len}, batch {args.batch}, "
+        f"{args.steps} steps" + (f", bf16 peak {peak:.0f} TFLOP/s" if peak else "")
     )
+    print(f"{header} | load: {machine_load()}")
     print(table.round(3).to_string())
     speedup = table.loc["tuned", "examples_per_s"] / table.loc["naive", "examples_per_s"]
-    print(
-        f"tuned / naive: {speedup:.2f}x examples/s; same predictions either padding: "
-        f"{same_predictions(model, tokenizer, data)}"
-    )
+    same = same_predictions(model, tokenizer, data)
+    print(f"tuned / naive: {speedup:.2f}x examples/s; same predictions either padding: {same}")
+    if args.json is not None:
+        report = {"setting": header, "speedup": speedup, "same_predictions": same}
+        args.json.write_text(json.dumps(report | {"rows": table.to_dict("index")}, indent=1))
 
 
 if __name__ == "__main__":

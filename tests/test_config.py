@@ -69,7 +69,12 @@ def test_cache_dir_is_created(monkeypatch, tmp_path) -> None:
 def test_device_selection_and_name(monkeypatch) -> None:
     assert config.get_device("cpu") == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert config.get_device() == torch.device("cuda")
+    cudnn_attention = torch.backends.cuda.cudnn_sdp_enabled()
+    try:
+        assert config.get_device() == torch.device("cuda")
+        assert not torch.backends.cuda.cudnn_sdp_enabled()  # a plan per shape: see the docstring
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(cudnn_attention)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert config.get_device() == torch.device("cpu")

@@ -179,3 +179,26 @@ def test_throughput_counts_real_and_padded_tokens(tiny: tuple) -> None:
     assert speed["examples_per_s"] > 0
     assert speed["padded_tokens_per_s"] == pytest.approx(32 * speed["examples_per_s"])
     assert speed["tokens_per_s"] < speed["padded_tokens_per_s"]
+
+
+def test_model_flops_equal_pytorchs_flop_counter(tiny: tuple) -> None:
+    """The MFU formula's FLOPs per step against torch.utils.flop_counter on one training step."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, tokenizer = tiny
+    model.set_attn_implementation("eager")  # the counter does not see fused attention kernels
+    ds = tf.EncodedTexts(tokenizer, TEXTS, LABELS, max_length=16)
+    batch = next(iter(tf.encoded_loader(ds, tokenizer, 6, pad_to_max=True, group_by_length=False)))
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        tf.sequence_classification_step(model, batch, CPU).backward()
+    rows, width = batch["attention_mask"].shape
+    per_step = {"padded_tokens_per_s": rows * width, "examples_per_s": rows,
+                "attention_pairs_per_s": rows * width**2}  # fmt: skip
+    ours = tf.model_flops_utilisation(model, per_step, peak_tflops=1e-12)  # = FLOPs per step
+    assert ours == pytest.approx(counter.get_total_flops(), rel=1e-3)
+
+
+def test_bf16_peak_is_known_for_listed_gpus_only() -> None:
+    assert tf.bf16_peak_tflops(CPU) is None
+    assert tf.BF16_PEAK_TFLOPS["H200"] == 989.0
