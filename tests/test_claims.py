@@ -32,19 +32,29 @@ def test_minilm_full_fine_tuning_reaches_97_percent_on_bbc(minilm) -> None:
 
 
 def test_chapter_9_reading_of_its_table(minilm) -> None:
-    """LoRA close to full, the pooler adds little, TF-IDF within a point; where the LSTMs stand."""
+    """LoRA close to full, the pooler adds less than the encoder lacks, TF-IDF within a point;
+    where the LSTMs stand."""
     acc = minilm["accuracy"]
     full, probe = acc["MiniLM: full fine-tuning"], acc["MiniLM: linear probe"]
     lora = row_named(acc, "MiniLM: LoRA")
     assert full >= lora >= full - 0.02
-    assert abs(acc["MiniLM: linear probe + pooler"] - probe) <= 0.01 < full - probe
+    pooler = acc["MiniLM: linear probe + pooler"]
+    assert 0 <= pooler - probe < full - pooler
     assert full - 0.01 <= acc["TF-IDF + logistic regression"] <= full
     lstm_tuned, lstm_scratch = (
         acc["LSTM (ch. 8): full fine-tuning"],
         acc["LSTM (ch. 8): from scratch (full training)"],
     )
-    assert acc["MiniLM: linear probe + pooler"] < lstm_tuned < lora
+    assert probe < lstm_tuned < lora and abs(lstm_tuned - pooler) <= 0.005  # ties with it
     assert lstm_scratch < probe
+
+
+def test_chapter_9_newsgroups_beats_tf_idf_and_is_level_with_bert_base() -> None:
+    news = stored_table(NOTEBOOKS / "09_transformer_fine_tuning.ipynb", "news_run = run_strategy")
+    acc = news["test accuracy"]
+    ours = acc["MiniLM full fine-tuning"]
+    assert ours >= acc["TF-IDF + LR (published)"] + 0.015
+    assert abs(ours - acc["BERT-base (published)"]) <= 0.005
 
 
 def test_chapter_1_pretrained_vectors_are_far_better_on_every_benchmark() -> None:
@@ -116,12 +126,13 @@ def test_chapter_8_strategies_read_as_the_prose_says() -> None:
 
 
 def test_chapter_10_fine_tuning_beats_prompting_and_the_lead_but_not_minilm(minilm) -> None:
-    """Zero-shot < few-shot < LoRA, full; fine-tuned headlines beat the lead; MiniLM stays ahead."""
+    """Zero-shot < few-shot < LoRA, full; fine-tuned headlines beat the lead; on the GPU budget the
+    fine-tuned LLM is level with MiniLM (within two test articles)."""
     path = NOTEBOOKS / "10_llm_supervised_fine_tuning.ipynb"
     acc = stored_table(path, 'table.index.name = f"SmolLM2-135M')["accuracy"]
     lora = row_named(acc, "LoRA")
     assert acc["zero-shot"] < acc["few-shot (5 examples)"] < min(lora, acc["full fine-tuning"])
-    assert acc["full fine-tuning"] < minilm.loc["MiniLM: full fine-tuning", "accuracy"]
+    assert abs(acc["full fine-tuning"] - minilm.loc["MiniLM: full fine-tuning", "accuracy"]) <= 0.01
     rouge = stored_table(path, "rouge = pd.DataFrame(")
     lead = row_named(rouge["rouge1"], "lead")
     assert (
