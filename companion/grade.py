@@ -93,7 +93,9 @@ def sandbox_prefix() -> tuple[str, ...] | None:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return None
-    prefix = (bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp")
+    # Everything read-only (also /tmp: the repository and its .venv may live there); the one
+    # writable folder, the submission's own copy, is bound over it by _run_shut_in.
+    prefix = (bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc")
     prefix += ("--unshare-pid", "--unshare-net", "--die-with-parent", "--new-session")
     works = subprocess.run([*prefix, "true"], capture_output=True).returncode == 0
     return prefix if works else None
@@ -105,6 +107,7 @@ def _environment(home: Path) -> dict[str, str]:
     env.update(
         PATH=os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
         HOME=str(home),
+        TMPDIR=str(home),  # the only writable folder inside the sandbox
         LANG="C.UTF-8",
         HF_HUB_OFFLINE="1",
         JUPYTER_RUNTIME_DIR=str(home / ".jupyter-runtime"),
@@ -175,7 +178,7 @@ def _run_shut_in(args: list[str], work: Path, limits: Limits, log: Path, hidden:
     prefix = sandbox_prefix()
     command = nbgrader_command(*args)
     if prefix is not None:
-        mask = ["--tmpfs", str(hidden)] if not hidden.is_relative_to("/tmp") else []
+        mask = ["--tmpfs", str(hidden)]
         command = [*prefix, *mask, "--bind", str(work), str(work), "--chdir", str(work), *command]
     with open(log, "w") as out:
         process = subprocess.Popen(
