@@ -93,7 +93,7 @@ def exercise_summary(path: Path) -> dict[str, float]:
     }
 
 
-def _answer_cell(cell: nbformat.NotebookNode, number: int) -> nbformat.NotebookNode:
+def _answer_cell(cell: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
     """A folded solution as a manually graded markdown answer."""
     cell = copy.deepcopy(cell)
     cell.metadata["nbgrader"] = {
@@ -102,7 +102,7 @@ def _answer_cell(cell: nbformat.NotebookNode, number: int) -> nbformat.NotebookN
         "locked": False,
         "task": False,
         "points": ANSWER_POINTS,
-        "grade_id": f"answer-{number}",
+        "grade_id": grade_id,
         "schema_version": SCHEMA_VERSION,
     }
     return cell
@@ -156,16 +156,18 @@ def assignment_notebook(path: Path) -> nbformat.NotebookNode:
     chapter = nbformat.read(path, as_version=4)
     title = chapter.cells[0].source.lstrip("# ").strip() if chapter.cells else path.stem
     setup = [c for c in chapter.cells if SETUP_TAG in c.metadata.get("tags", [])]
-    cells, number = [], 0
+    cells, number, answers = [], 0, 0
     for cell in [*setup, *exercise_section(chapter, path)]:
         if cell.cell_type == "markdown" and (numbers := EXERCISE_NUMBER.findall(cell.source)):
-            number = int(numbers[-1])
+            number, answers = int(numbers[-1]), 0
         if (
             cell.cell_type == "markdown"
             and cell.source.startswith(SOLUTION_CELL)
             and not nbgrader_meta(cell)
         ):
-            cell = _answer_cell(cell, number)
+            # an exercise answered in two parts (derive, then measure) gets answer-2, answer-2b
+            cell = _answer_cell(cell, f"answer-{number}" + "abcdefgh"[answers].strip("a"))
+            answers += 1
         cells.append(_student_cell(cell))
     _check_cells(cells, path)
     intro = nbformat.v4.new_markdown_cell(

@@ -29,6 +29,20 @@ def test_assignment_holds_the_exercises_with_written_answers_graded_by_hand(tmp_
         assert "hide-input" not in cell.metadata.get("tags", [])
 
 
+def test_an_exercise_answered_in_two_parts_gets_two_grade_ids(tmp_path: Path) -> None:
+    path = toy_chapter(tmp_path)
+    chapter = nbformat.read(path, as_version=4)
+    second = "```{admonition} Solution\n:class: dropdown\nMeasured: 2 * 3 = 6.\n```"
+    chapter.cells.insert(-1, nbformat.v4.new_markdown_cell(second))
+    nbformat.write(chapter, path)
+    ids = [
+        c.metadata["nbgrader"]["grade_id"]
+        for c in course.assignment_notebook(path).cells
+        if "nbgrader" in c.metadata and c.cell_type == "markdown"
+    ]
+    assert ids == ["answer-3", "answer-3b"]
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
