@@ -1,4 +1,4 @@
-"""Classifier training throughput: the source article's batches vs bucketed, packed batches.
+"""Classifier training throughput: the source article's batches vs length-bucketed batches.
 
 * ``article``: the source article's approach. Every text is padded (or cut) to a fixed
   ``--max-len`` (128) tokens, batches are drawn at random, and a plain LSTM runs over all
@@ -8,9 +8,11 @@
   (the forward LSTM's last valid state), so the two reach the same accuracy and differ only
   in the work spent on padding: the fair baseline for the speed-up.
 * ``bucketed``: texts cut to the same ``--max-len``, batches of similar length
-  (:class:`companion.text.BucketBatchSampler`), each padded only to its own longest text, and
-  the LSTM runs over packed sequences, so it never reads a padding token
+  (:class:`companion.text.BucketBatchSampler`), each padded only to its own longest text
   (:class:`companion.encoder.Encoder` inside :class:`companion.classifier.NewsClassifier`).
+  Being forward-only, the encoder runs the fused LSTM unpacked over each batch and reads each
+  text's last real state, which equals the packed result (``Encoder.forward_only``): the only
+  padding it steps through is what is left inside a bucket.
 
 All three are unidirectional (a backward LSTM over right padding would start on padding)
 and train the same number of epochs with the same sizes; throughput counts *real*
@@ -143,7 +145,7 @@ def make_loader(
 
 def make_model(approach: str, data: BenchData, settings: BenchSettings) -> torch.nn.Module:
     """The article's padded LSTM classifier (as is, or read at the last real token), or the
-    packed encoder + linear head; all unidirectional, from ``data.embeddings`` if given."""
+    encoder + linear head over buckets; all unidirectional, from ``data.embeddings`` if given."""
     if approach != "bucketed":
         model = ArticleStyleClassifier(
             len(data.vocab),
@@ -207,7 +209,7 @@ def run_approach(approach: str, data: BenchData, settings: BenchSettings) -> dic
 def padded_tokens(loader: DataLoader, approach: str, settings: BenchSettings) -> int:
     """Positions in one epoch's padded batches (the last epoch's order for ``bucketed``).
 
-    The article's LSTM steps through every one of them; the packed LSTM skips the padding.
+    Every approach's LSTM steps through all of them; bucketing makes them fewer.
     """
     if approach != "bucketed":
         return len(loader.dataset) * settings.max_len

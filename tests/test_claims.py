@@ -7,6 +7,9 @@ tests read the stored tables and check what the prose says about them.
 
 from __future__ import annotations
 
+import re
+
+import nbformat
 import pandas as pd
 import pytest
 
@@ -14,6 +17,13 @@ from companion.config import REPO_ROOT
 from companion.notebooks import stored_table
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
+
+
+def printed(path, marker: str) -> str:
+    """What the one code cell containing ``marker`` printed (its stored stdout)."""
+    cells = [c for c in nbformat.read(path, as_version=4).cells if marker in c.source]
+    assert len(cells) == 1, f"{path.name}: {len(cells)} cells contain {marker!r}"
+    return "".join(o.get("text", "") for o in cells[0].outputs if o.output_type == "stream")
 
 
 def row_named(column: pd.Series, prefix: str) -> float:
@@ -61,6 +71,29 @@ def test_chapter_1_pretrained_vectors_are_far_better_on_every_benchmark() -> Non
     scores = stored_table(NOTEBOOKS / "01_glove.ipynb", "ours = result.keyed_vectors()")
     gap = scores["6B, shared items"] - scores["ours, shared items"]
     assert (gap >= 0.1).all(), gap
+
+
+def test_chapter_1_training_lowers_the_loss_and_our_vectors_carry_relatedness() -> None:
+    """The loss falls to well under half; WS-353 and MEN show signal, SimLex-999 little."""
+    path = NOTEBOOKS / "01_glove.ipynb"
+    losses = re.search(
+        r"epoch 1 ([\d.]+), epoch \d+ ([\d.]+)", printed(path, "result = train_glove(cooc")
+    )
+    first, last = map(float, losses.groups())
+    assert last < first / 2
+    ours = stored_table(path, "ours = result.keyed_vectors()")["ours"]
+    assert min(ours["WS-353"], ours["MEN"]) > 0.15 > 0.1 > ours["SimLex-999"]
+
+
+def test_chapter_2_only_the_lstm_recalls_across_long_gaps() -> None:
+    """All solve T = 5; from T = 10 on the RNNs sit near chance (1/8), the LSTM near 1."""
+    text = printed(NOTEBOOKS / "02_lstm.ipynb", "accuracy[name].append")
+    row = re.compile(r"^\s*(RNN|article's gated RNN|LSTM, b_f = 5)((?:\s+[\d.]+)+)$", re.MULTILINE)
+    rows = {name: [float(a) for a in accs.split()] for name, accs in row.findall(text)}
+    assert len(rows) == 3 and all(accs[0] == 1.0 for accs in rows.values())
+    for name in ("RNN", "article's gated RNN"):
+        assert max(rows[name][1:]) < 0.2, name
+    assert min(rows["LSTM, b_f = 5"]) >= 0.99
 
 
 def test_chapter_5_lead_baseline_stays_far_ahead_of_the_decoder() -> None:
