@@ -187,3 +187,14 @@ def test_chapter_1_glove_c_side_by_side_reads_as_the_prose_says() -> None:
     assert theirs["MEN"] - ours["MEN"] >= 0.03 > abs(bias_one["MEN"] - theirs["MEN"])
     for measure in ("neighbour_overlap", "cosine_spearman"):
         assert bias_one[measure] > again[measure]
+
+
+def test_chapter_11_integrated_gradients_are_complete_and_the_most_faithful() -> None:
+    """Completeness closes with the steps; deleting IG's tokens costs far more than the others'."""
+    path = NOTEBOOKS / "11_interpretability.ipynb"
+    gaps = stored_table(path, "completeness = pd.DataFrame(rows)")["relative gap"]
+    assert gaps.iloc[-1] < 0.001 and gaps.iloc[-1] < gaps.iloc[0] / 100
+    deletion = stored_table(path, "deletion = pd.DataFrame(").iloc[-1]  # the most tokens deleted
+    others = max(deletion["gradient x input"], deletion["attention rollout"])
+    assert deletion["integrated gradients"] > 2 * others and others > deletion["random"]
+    assert abs(deletion["random"]) < 0.02  # random deletions barely move the prediction
