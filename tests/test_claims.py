@@ -148,19 +148,17 @@ def test_chapter_4_padding_bug_costs_the_classifier_its_task() -> None:
 
 
 def test_chapter_8_strategies_read_as_the_prose_says() -> None:
-    """Full first, multi-task as accurate and forgetting least, the probe far behind."""
-    runs = stored_table(NOTEBOOKS / "08_supervised_fine_tuning.ipynb", "def head_only")
+    """Multi-task first and forgetting least, full level with scratch, the probe far behind."""
+    path = NOTEBOOKS / "08_supervised_fine_tuning.ipynb"
+    runs = stored_table(path, "def head_only")
     acc, ppl = runs["accuracy"], runs["LM perplexity after"]
-    assert (
-        acc.idxmax() == "full fine-tuning"
-        and acc["full fine-tuning"] > acc["from scratch (full training)"]
-    )
-    assert acc["full fine-tuning"] - acc["multi-task: topic + language model"] <= 0.01
+    assert acc.idxmax() == "multi-task: topic + language model"
+    assert abs(acc["full fine-tuning"] - acc["from scratch (full training)"]) <= 0.01
     moved = ppl.drop(["selective: head only", "from scratch (full training)"])
     assert moved.idxmin() == "multi-task: topic + language model"
     assert acc["selective: head only"] < 0.5
     for weaker in ("selective: top layer only", "ULMFiT: discriminative + slanted + gradual"):
-        assert acc[weaker] <= acc["full fine-tuning"] - 0.1
+        assert acc[weaker] <= acc["full fine-tuning"] - 0.05
 
 
 def test_chapter_10_fine_tuning_beats_prompting_and_the_lead_but_not_minilm(minilm) -> None:

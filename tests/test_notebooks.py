@@ -183,8 +183,9 @@ PROSE_CONSTANTS = {
                  "1,000": "the comparison's setting (GloveBench.agreement_words)"},
     "04_encoder": {"2,092": "the data set's size, printed by chapter 0"},
     "06_classifier": {"2,225": "the data set's raw file count, printed by chapter 0"},
-    "07_pretraining": {"2,000": "exercise setting"},
     "08_supervised_fine_tuning": {"1,150": "AWD-LSTM's width (cited)",
+                                  "20×": "ULMFiT's published label ratio (cited)",
+                                  "20%": "the imbalance experiment's share of tech articles",
                                   "103 million": "WikiText-103's size (cited)"},
     "09_transformer_fine_tuning": {"110 M": "BERT-base's size (cited)",
                                    "5.24": "the pinned transformers version",
@@ -242,6 +243,31 @@ def test_every_number_in_the_prose_is_printed_by_a_stored_cell(path: Path) -> No
     assert unbacked == [], f"{path.name}: no stored output prints {unbacked}"
     needless = [n for n in constants if n not in quoted or shown_by(n, outputs)]
     assert needless == [], f"{path.name}: PROSE_CONSTANTS lists {needless}: drop them"
+
+
+# Book pages quote chapters' results: each such number must be printed by a chapter linked in
+# the same section. Published figures (cited on the page) are listed with their reason.
+PAGE_CONSTANTS = {
+    "concepts.md": {"30,522": "BERT's WordPiece vocabulary (cited)"},
+    "outlook.md": {"1.4": "Chinchilla's 1.4 trillion training tokens (cited)"},
+}
+LINKED_CHAPTER = re.compile(r"\]\((?:\.\./)?notebooks/(\d\d_\w+)\.ipynb")
+NOT_RESULTS = re.compile(r"arXiv:\S+|\b(?:19|20)\d\d\b")  # identifiers and years
+
+
+@pytest.mark.parametrize("page", sorted((REPO_ROOT / "book").glob("*.md")), ids=lambda p: p.name)
+def test_every_number_in_a_book_page_is_printed_by_a_chapter_it_links(page: Path) -> None:
+    """A result quoted on a page (FAQ, applications, ...) is one a linked chapter's run printed."""
+    outputs = {p.stem: "\n".join(stored_text(c) for c in nbformat.read(p, as_version=4).cells
+                                 if c.cell_type == "code") for p in CHAPTERS}  # fmt: skip
+    constants, unbacked = PAGE_CONSTANTS.get(page.name, {}), []
+    for section in re.split(r"^#+ ", page.read_text(), flags=re.MULTILINE):
+        linked = [outputs[name] for name in LINKED_CHAPTER.findall(section) if name in outputs]
+        cell = nbformat.v4.new_markdown_cell(NOT_RESULTS.sub(" ", section))
+        for number in prose_numbers(nbformat.v4.new_notebook(cells=[cell])):
+            if number not in constants and not any(shown_by(number, out) for out in linked):
+                unbacked.append(number)
+    assert unbacked == [], f"{page.name}: no chapter linked in the section prints {unbacked}"
 
 
 # "chapter 4" in the prose must be a link ([chapter 4](04_encoder.ipynb)), so that the -W build
