@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import pydoc
 import re
@@ -195,18 +196,21 @@ PROSE_CONSTANTS = {
 }  # fmt: skip
 
 
-def prose_numbers(nb: nbformat.NotebookNode) -> list[str]:
-    """Result-like numbers in the markdown cells, outside math, code and link targets."""
+def numbers_in(markdown: str) -> list[str]:
+    """Result-like numbers in one markdown text, outside math, code and link targets."""
     found = []
-    for cell in nb.cells:
-        if cell.cell_type == "markdown" and notebooks.RUN_INFO_TAG not in cell.metadata.get(
-            "tags", []
-        ):
-            for match in PROSE_NUMBER.finditer(NOT_PROSE.sub(" ", cell.source)):
-                number, unit = match.groups()
-                if unit or "." in number or "," in number:
-                    found.append(match.group(0))
+    for match in PROSE_NUMBER.finditer(NOT_PROSE.sub(" ", markdown)):
+        number, unit = match.groups()
+        if unit or "." in number or "," in number:
+            found.append(match.group(0))
     return found
+
+
+def prose_numbers(nb: nbformat.NotebookNode) -> list[str]:
+    """Result-like numbers in the markdown cells, the run-info cell left out."""
+    return [number for cell in nb.cells if cell.cell_type == "markdown"
+            and notebooks.RUN_INFO_TAG not in cell.metadata.get("tags", [])
+            for number in numbers_in(cell.source)]  # fmt: skip
 
 
 def shown_by(text: str, outputs: str) -> bool:
@@ -255,16 +259,21 @@ LINKED_CHAPTER = re.compile(r"\]\((?:\.\./)?notebooks/(\d\d_\w+)\.ipynb")
 NOT_RESULTS = re.compile(r"arXiv:\S+|\b(?:19|20)\d\d\b")  # identifiers and years
 
 
+@functools.cache
+def chapter_outputs() -> dict[str, str]:
+    """Each chapter's stored code-cell outputs as one text, read once for all pages."""
+    return {p.stem: "\n".join(stored_text(c) for c in nbformat.read(p, as_version=4).cells
+                               if c.cell_type == "code") for p in CHAPTERS}  # fmt: skip
+
+
 @pytest.mark.parametrize("page", sorted((REPO_ROOT / "book").glob("*.md")), ids=lambda p: p.name)
 def test_every_number_in_a_book_page_is_printed_by_a_chapter_it_links(page: Path) -> None:
     """A result quoted on a page (FAQ, applications, ...) is one a linked chapter's run printed."""
-    outputs = {p.stem: "\n".join(stored_text(c) for c in nbformat.read(p, as_version=4).cells
-                                 if c.cell_type == "code") for p in CHAPTERS}  # fmt: skip
+    outputs = chapter_outputs()
     constants, unbacked = PAGE_CONSTANTS.get(page.name, {}), []
     for section in re.split(r"^#+ ", page.read_text(), flags=re.MULTILINE):
         linked = [outputs[name] for name in LINKED_CHAPTER.findall(section) if name in outputs]
-        cell = nbformat.v4.new_markdown_cell(NOT_RESULTS.sub(" ", section))
-        for number in prose_numbers(nbformat.v4.new_notebook(cells=[cell])):
+        for number in numbers_in(NOT_RESULTS.sub(" ", section)):
             if number not in constants and not any(shown_by(number, out) for out in linked):
                 unbacked.append(number)
     assert unbacked == [], f"{page.name}: no chapter linked in the section prints {unbacked}"
