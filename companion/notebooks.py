@@ -118,12 +118,15 @@ def execute_notebook(path: Path, timeout: int | None = None) -> dict:
 
 
 class _HTMLTable(HTMLParser):
-    """The cell texts of an HTML table, row by row (what ``DataFrame.to_html`` writes)."""
+    """The cell texts of an HTML table, row by row (what ``DataFrame.to_html`` writes).
+
+    A cell spanning several columns (a header over a group of columns) is repeated in each.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[list[str]] = []
-        self.head_rows, self._in_head, self._cell = 0, False, None
+        self.head_rows, self._in_head, self._cell, self._span = 0, False, None, 1
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         if tag == "thead":
@@ -132,13 +135,13 @@ class _HTMLTable(HTMLParser):
             self.rows.append([])
             self.head_rows += self._in_head
         elif tag in ("th", "td"):
-            self._cell = ""
+            self._cell, self._span = "", int(dict(attrs).get("colspan") or 1)
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "thead":
             self._in_head = False
         elif tag in ("th", "td") and self._cell is not None:
-            self.rows[-1].append(self._cell.strip())
+            self.rows[-1] += [self._cell.strip()] * self._span
             self._cell = None
 
     def handle_data(self, data: str) -> None:
@@ -150,7 +153,8 @@ def stored_table(path: Path, marker: str) -> pd.DataFrame:
     """The first DataFrame shown by the stored outputs of the code cell containing ``marker``.
 
     It reads what an executed chapter printed, so a later chapter can set its measured
-    results beside new ones without running it again. Numbers come back as floats.
+    results beside new ones without running it again. Numbers come back as floats, and
+    columns under several header rows (``mean``/``std`` over models, say) as a MultiIndex.
     """
     nb = nbformat.read(path, as_version=4)
     cells = [c for c in nb.cells if c.cell_type == "code" and marker in c.source]
@@ -161,9 +165,16 @@ def stored_table(path: Path, marker: str) -> pd.DataFrame:
         raise ValueError(f"{path}: the cell containing {marker!r} shows no table (run it first)")
     table = _HTMLTable()
     table.feed(html[0])
-    header, body = table.rows[0], table.rows[table.head_rows :]
-    index_name = table.rows[1][0] if table.head_rows > 1 else None
-    frame = pd.DataFrame([r[1:] for r in body], columns=header[1:],
+    head, body = table.rows[: table.head_rows], table.rows[table.head_rows :]
+    index_name = None
+    if len(head) > 1 and not any(head[-1][1:]):  # the row naming the index
+        index_name = head.pop()[0] or None
+    if len(head) == 1:
+        columns = pd.Index(head[0][1:])
+    else:  # one header row per column level, the level's name first
+        names = [r[0] or None for r in head]
+        columns = pd.MultiIndex.from_arrays([r[1:] for r in head], names=names)
+    frame = pd.DataFrame([r[1:] for r in body], columns=columns,
                          index=pd.Index([r[0] for r in body], name=index_name))  # fmt: skip
     return frame.apply(_numbers_if_all_are)
 

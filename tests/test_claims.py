@@ -161,6 +161,16 @@ def test_chapter_8_strategies_read_as_the_prose_says() -> None:
         assert acc[weaker] <= acc["full fine-tuning"] - 0.05
 
 
+def test_chapter_8_label_budgets_glove_6b_transfers_our_pre_training_does_not() -> None:
+    """Pre-trained and scratch level at 5 labels per class (within a seed sd) and with every label;
+    GloVe 6B with 50 labels per class beats scratch with every label."""
+    grid = stored_table(NOTEBOOKS / "08_supervised_fine_tuning.ipynb", "def budget_cell")
+    mean, sd = grid["mean"], grid["std"]
+    assert abs(mean.loc["5", "pre-trained"] - mean.loc["5", "scratch"]) <= sd.loc["5"].max()
+    assert abs(mean.loc["all", "pre-trained"] - mean.loc["all", "scratch"]) <= 0.01
+    assert mean.loc["50", "GloVe 6B"] > mean.loc["all", "scratch"]
+
+
 def test_chapter_10_fine_tuning_beats_prompting_and_the_lead_but_not_minilm(minilm) -> None:
     """Zero-shot < few-shot < LoRA, full; fine-tuned headlines beat the lead; on the GPU budget the
     fine-tuned LLM is level with MiniLM (within two test articles)."""

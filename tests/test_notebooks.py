@@ -357,3 +357,21 @@ def test_stored_table_reads_back_a_shown_dataframe(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(notebooks.stored_table(path, "the results table"), frame)
     with pytest.raises(ValueError, match="0 code cells contain 'missing'"):
         notebooks.stored_table(path, "missing")
+
+
+def test_stored_table_reads_back_columns_in_two_levels(tmp_path: Path) -> None:
+    runs = pd.DataFrame(
+        {
+            "model": ["scratch", "GloVe", "scratch", "GloVe"],
+            "budget": ["5", "5", "all", "all"],
+            "accuracy": [0.357, 0.71, 0.902, 0.975],
+        }
+    )
+    summary = runs.groupby(["model", "budget"], sort=False)[["accuracy"]].agg(["mean", "std"])
+    frame = summary.unstack("model")["accuracy"]  # columns: (mean | std) x model
+    cell = nbformat.v4.new_code_cell("summary.unstack('model')  # the grid")
+    shown = {"text/html": frame.to_html(), "text/plain": str(frame)}
+    cell.outputs = [nbformat.v4.new_output("execute_result", shown)]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    pd.testing.assert_frame_equal(notebooks.stored_table(path, "the grid"), frame)
