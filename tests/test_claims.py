@@ -148,12 +148,14 @@ def test_chapter_4_padding_bug_costs_the_classifier_its_task() -> None:
 
 
 def test_chapter_8_strategies_read_as_the_prose_says() -> None:
-    """Multi-task first and forgetting least, full level with scratch, the probe far behind."""
+    """Full and multi-task first (one test article apart), multi-task forgetting least, the probe
+    far behind."""
     path = NOTEBOOKS / "08_supervised_fine_tuning.ipynb"
     runs = stored_table(path, "def head_only")
     acc, ppl = runs["accuracy"], runs["LM perplexity after"]
-    assert acc.idxmax() == "multi-task: topic + language model"
-    assert abs(acc["full fine-tuning"] - acc["from scratch (full training)"]) <= 0.01
+    top = acc.nlargest(2)
+    assert set(top.index) == {"full fine-tuning", "multi-task: topic + language model"}
+    assert top.iloc[0] - top.iloc[1] <= 1 / 210  # the test split's 210 articles
     moved = ppl.drop(["selective: head only", "from scratch (full training)"])
     assert moved.idxmin() == "multi-task: topic + language model"
     assert acc["selective: head only"] < 0.5
@@ -162,13 +164,16 @@ def test_chapter_8_strategies_read_as_the_prose_says() -> None:
 
 
 def test_chapter_8_label_budgets_glove_6b_transfers_our_pre_training_does_not() -> None:
-    """Pre-trained and scratch level at 5 labels per class (within a seed sd) and with every label;
-    GloVe 6B with 50 labels per class beats scratch with every label."""
+    """Pre-trained and scratch level at 5 labels per class (within a seed sd) and with every label
+    (within a test article); GloVe 6B matches scratch-with-every-label at 50 labels per class and
+    beats it at 100."""
     grid = stored_table(NOTEBOOKS / "08_supervised_fine_tuning.ipynb", "def budget_cell")
     mean, sd = grid["mean"], grid["std"]
-    assert abs(mean.loc["5", "pre-trained"] - mean.loc["5", "scratch"]) <= sd.loc["5"].max()
-    assert abs(mean.loc["all", "pre-trained"] - mean.loc["all", "scratch"]) <= 0.01
-    assert mean.loc["50", "GloVe 6B"] > mean.loc["all", "scratch"]
+    ours = ["pre-trained", "scratch"]
+    assert abs(mean.loc["5", "pre-trained"] - mean.loc["5", "scratch"]) <= sd.loc["5", ours].max()
+    assert abs(mean.loc["all", "pre-trained"] - mean.loc["all", "scratch"]) <= 1 / 210
+    assert mean.loc["50", "GloVe 6B"] >= mean.loc["all", "scratch"] - 1 / 210
+    assert mean.loc["100", "GloVe 6B"] >= mean.loc["all", "scratch"] + 5 / 210
 
 
 def test_chapter_10_fine_tuning_beats_prompting_and_the_lead_but_not_minilm(minilm) -> None:

@@ -187,6 +187,7 @@ PROSE_CONSTANTS = {
     "08_supervised_fine_tuning": {"1,150": "AWD-LSTM's width (cited)",
                                   "20×": "ULMFiT's published label ratio (cited)",
                                   "20%": "the imbalance experiment's share of tech articles",
+                                  "0.05": "exercise 3's grading tolerance for macro-F1",
                                   "103 million": "WikiText-103's size (cited)"},
     "09_transformer_fine_tuning": {"110 M": "BERT-base's size (cited)",
                                    "5.24": "the pinned transformers version",
