@@ -62,7 +62,7 @@ lint: setup
 
 # Parallel workers each get one torch thread: oversubscribed cores make small models crawl.
 unit: setup
-	OMP_NUM_THREADS=1 $(PYTEST) tests -m "not browser" -n $(JOBS)
+	OMP_NUM_THREADS=1 $(PYTEST) tests -m "not browser" -n $(JOBS) --durations=15
 
 # datasets' progress bars are widgets, which stored pages drop (make execute): nbval must not see them.
 notebooks: setup
