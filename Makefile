@@ -67,7 +67,7 @@ unit: setup
 # datasets' progress bars are widgets, which stored pages drop (make execute): nbval must not see them.
 notebooks: setup
 	OMP_NUM_THREADS=1 COMPANION_SMOKE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 \
-		$(PYTEST) --nbval-lax notebooks -n $(JOBS) --dist loadfile
+		$(PYTEST) --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks -n $(JOBS) --dist loadfile
 
 browser: book
 	$(PYTEST) tests -m browser

@@ -12,6 +12,7 @@ the folder. Any Hugging Face model name or local folder can be used instead
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -74,7 +75,8 @@ def convert_gguf(path: Path, folder: Path) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        trainable_copy(model).save_pretrained(tmp)
+        with quiet_loading():  # no "Writing model shards" bar
+            trainable_copy(model).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         os.replace(tmp, folder)
     finally:
@@ -93,15 +95,23 @@ def causal_lm_path(gguf: Path | None = None) -> Path:
 
 @contextmanager
 def quiet_loading() -> Iterator[None]:
-    """Silence transformers' loading bars and notices (e.g. "newly initialized head") inside."""
+    """Silence transformers' loading bars and notices (e.g. "newly initialized head") inside.
+
+    The GGUF reader draws its own ``tqdm`` bar, which transformers' switch does not reach (in a
+    notebook it would land in the stored outputs): it is turned off here as well.
+    """
+    from transformers import modeling_gguf_pytorch_utils as gguf_reader
     from transformers.utils import logging
 
     verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    gguf_bar = gguf_reader.tqdm
     logging.set_verbosity_error()
     logging.disable_progress_bar()
+    gguf_reader.tqdm = functools.partial(gguf_bar, disable=True)
     try:
         yield
     finally:
+        gguf_reader.tqdm = gguf_bar
         logging.set_verbosity(verbosity)
         if bars:
             logging.enable_progress_bar()

