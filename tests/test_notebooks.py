@@ -345,16 +345,22 @@ def test_shown_source_is_the_current_code(path: Path) -> None:
         )
 
 
+def notebook_showing(tmp_path: Path, source: str, frame: pd.DataFrame) -> Path:
+    """A one-cell notebook whose code ``source`` shows ``frame`` as Jupyter stores it."""
+    cell = nbformat.v4.new_code_cell(source)
+    shown = {"text/html": frame.to_html(), "text/plain": str(frame)}
+    cell.outputs = [nbformat.v4.new_output("execute_result", shown)]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    return path
+
+
 def test_stored_table_reads_back_a_shown_dataframe(tmp_path: Path) -> None:
     frame = pd.DataFrame(
         {"accuracy": [0.938, 0.5], "sd": [0.01, float("nan")], "name": ["a & b", "c"]},
         index=pd.Index(["full fine-tuning", "head only"], name="strategy"),
     )
-    cell = nbformat.v4.new_code_cell("results = run()  # the results table\nresults")
-    shown = {"text/html": frame.to_html(), "text/plain": str(frame)}
-    cell.outputs = [nbformat.v4.new_output("execute_result", shown)]
-    path = tmp_path / "nb.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    path = notebook_showing(tmp_path, "results = run()  # the results table\nresults", frame)
     pd.testing.assert_frame_equal(notebooks.stored_table(path, "the results table"), frame)
     with pytest.raises(ValueError, match="0 code cells contain 'missing'"):
         notebooks.stored_table(path, "missing")
@@ -370,11 +376,7 @@ def test_stored_table_reads_back_columns_in_two_levels(tmp_path: Path) -> None:
     )
     summary = runs.groupby(["model", "budget"], sort=False)[["accuracy"]].agg(["mean", "std"])
     frame = summary.unstack("model")["accuracy"]  # columns: (mean | std) x model
-    cell = nbformat.v4.new_code_cell("summary.unstack('model')  # the grid")
-    shown = {"text/html": frame.to_html(), "text/plain": str(frame)}
-    cell.outputs = [nbformat.v4.new_output("execute_result", shown)]
-    path = tmp_path / "nb.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    path = notebook_showing(tmp_path, "summary.unstack('model')  # the grid", frame)
     pd.testing.assert_frame_equal(notebooks.stored_table(path, "the grid"), frame)
 
 
