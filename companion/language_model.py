@@ -112,6 +112,14 @@ def stream_loader(
     )
 
 
+def _fit(encoder: Encoder) -> str:
+    """What a language model needs of its encoder: embedding table, directions, output size."""
+    return (
+        f"embeddings {tuple(encoder.embedding.weight.shape)}, "
+        f"{encoder.num_directions} direction(s), output size {encoder.output_size}"
+    )
+
+
 class LanguageModel(nn.Module):
     """Forward-only ``Encoder`` -> (projection) -> output layer tied to the input embeddings.
 
@@ -142,6 +150,20 @@ class LanguageModel(nn.Module):
     def tied(self) -> bool:
         """Whether the output layer shares the input embedding table."""
         return self.output.weight is self.encoder.embedding.weight
+
+    def use_encoder(self, encoder: Encoder) -> None:
+        """Read ``encoder`` (shared, not copied) instead of the own one, and keep the tie.
+
+        Assigning ``self.encoder`` alone would leave a tied output layer on the old encoder's
+        table: the language model would train its own copy of the embeddings.
+        """
+
+        if _fit(encoder) != _fit(self.encoder):
+            raise ValueError(f"encoder does not fit: {_fit(encoder)}; needed: {_fit(self.encoder)}")
+        tied = self.tied
+        self.encoder = encoder
+        if tied:
+            self.output.weight = encoder.embedding.weight
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Next-token logits [B, T, V] for a batch of token ids [B, T] (no padding)."""

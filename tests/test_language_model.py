@@ -88,6 +88,40 @@ def test_untied_model_has_its_own_output_matrix() -> None:
     assert tiny_lm(hidden=4).projection is None
 
 
+def test_a_shared_encoder_keeps_the_tie_and_the_language_model_trains_it() -> None:
+    lm, other = tiny_lm(), tiny_lm()
+    shared = other.encoder
+    assigned = tiny_lm()
+    assigned.encoder = shared  # plain assignment: the output layer keeps the old table
+    assert not assigned.tied
+    lm.use_encoder(shared)
+    assert lm.tied and lm.encoder is shared and lm.output.weight is shared.embedding.weight
+    own = sum(p.numel() for p in lm.projection.parameters()) + lm.output.bias.numel()
+    both = nn.ModuleDict({"encoder": shared, "lm": lm})
+    assert (
+        sum(p.numel() for p in both.parameters())
+        == sum(p.numel() for p in shared.parameters()) + own
+    )
+    before = shared.embedding.weight.detach().clone()
+    ids = torch.randint(2, 12, (2, 5))
+    loss = nn.functional.cross_entropy(lm(ids).flatten(0, 1), ids.flatten())
+    loss.backward()
+    torch.optim.SGD(lm.parameters(), lr=1.0).step()
+    assert not torch.equal(shared.embedding.weight, before)
+
+
+def test_an_encoder_that_does_not_fit_is_refused_and_nothing_changes() -> None:
+    lm = tiny_lm()
+    encoder = lm.encoder
+    for wrong in (tiny_lm(hidden=5).encoder, LanguageModel(13, 4, 6).encoder):
+        with pytest.raises(ValueError, match="does not fit"):
+            lm.use_encoder(wrong)
+        assert lm.encoder is encoder and lm.tied
+    untied = tiny_lm(tie=False)
+    untied.use_encoder(tiny_lm().encoder)
+    assert not untied.tied
+
+
 def test_loss_and_perplexity_match_torch_cross_entropy() -> None:
     model = tiny_lm()
     batches = [(torch.randint(2, 12, (2, 5)), torch.randint(2, 12, (2, 5))) for _ in range(3)]
