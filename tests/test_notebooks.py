@@ -191,6 +191,7 @@ PROSE_CONSTANTS = {
                                   "103 million": "WikiText-103's size (cited)"},
     "09_transformer_fine_tuning": {"110 M": "BERT-base's size (cited)",
                                    "5.24": "the pinned transformers version",
+                                   "2.11": "the PyTorch version of the cited compile report",
                                    "11,314": "20 Newsgroups' by-date training split",
                                    "1.5 %": "exercise 2's arithmetic, derived in its solution",
                                    "148 k": "the pooler's size, 384 x 384 + 384 (exercise 3)"},
@@ -246,7 +247,9 @@ def test_every_number_in_the_prose_is_printed_by_a_stored_cell(path: Path) -> No
     constants, quoted = PROSE_CONSTANTS.get(path.stem, {}), prose_numbers(nb)
     unbacked = [n for n in quoted if n not in constants and not shown_by(n, outputs)]
     assert unbacked == [], f"{path.name}: no stored output prints {unbacked}"
-    needless = [n for n in constants if n not in quoted or shown_by(n, outputs)]
+    # A constant is stale once the prose drops it; an output that happens to round to it (a
+    # timing of 19.6 s "shows" 20) does not make it a measurement.
+    needless = [n for n in constants if n not in quoted]
     assert needless == [], f"{path.name}: PROSE_CONSTANTS lists {needless}: drop them"
 
 
