@@ -182,8 +182,8 @@ def test_chapter_8_lambda_sweep_trades_accuracy_for_remembering() -> None:
 
 
 def test_chapter_8_label_budgets_glove_6b_transfers_our_pre_training_does_not() -> None:
-    """Pre-trained and scratch level at 5 and 10 labels per class (within a seed sd), scratch ahead at
-    25 and 50, level with every label (within a test article); GloVe 6B matches
+    """Pre-trained and scratch level at 5 and 10 labels per class (within a seed sd), scratch
+    ahead at 25 and 50, level with every label (within a test article); GloVe 6B matches
     scratch-with-every-label at 50 labels per class and beats it at 100."""
     grid = stored_table(NOTEBOOKS / "08_supervised_fine_tuning.ipynb", "def budget_cell")
     mean, sd = grid["mean"], grid["std"]
