@@ -35,13 +35,6 @@ def freeze(module: nn.Module) -> nn.Module:
     return module
 
 
-def unfreeze(module: nn.Module) -> nn.Module:
-    """Let gradients reach every parameter of ``module`` again (returns it)."""
-    for p in module.parameters():
-        p.requires_grad_(True)
-    return module
-
-
 def count_parameters(model: nn.Module, trainable: bool = True) -> int:
     """Number of (trainable, by default) parameter entries; shared tensors count once."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from companion.llm import with_adapters
-from companion.text import BucketBatchSampler
+from companion.text import bucketed_loader
 
 IGNORE = -100  # torch.nn.functional.cross_entropy's default ignore_index
 
@@ -152,9 +152,9 @@ def sft_loader(
     dataset: SFTDataset, pad_id: int, batch_size: int, shuffle: bool = True, seed: int = 0
 ) -> DataLoader:
     """Length-bucketed batches of ``collate_sft`` (little padding, shuffled by ``seed``)."""
-    sampler = BucketBatchSampler(dataset.lengths, batch_size, shuffle=shuffle, seed=seed)
-    return DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=partial(collate_sft, pad_id=pad_id)
+    collate = partial(collate_sft, pad_id=pad_id)
+    return bucketed_loader(
+        dataset, dataset.lengths, collate, batch_size, shuffle=shuffle, seed=seed
     )
 
 

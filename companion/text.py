@@ -15,12 +15,13 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from companion.checks import check_ints
 from companion.io import atomic_write_text
@@ -250,3 +251,16 @@ class BucketBatchSampler(Sampler[list[int]]):
             if self.drop_last and len(batch) < bs:
                 continue
             yield batch.tolist()
+
+
+def bucketed_loader(
+    dataset: Dataset,
+    lengths: Sequence[int],
+    collate: Callable[[list[Any]], Any],
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+) -> DataLoader:
+    """A DataLoader of ``BucketBatchSampler`` batches of ``dataset``, joined by ``collate``."""
+    sampler = BucketBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)

@@ -38,7 +38,7 @@ from companion.checks import check_ints
 from companion.config import get_device, seed_everything
 from companion.distributed import all_mean, barrier, broadcast, is_main, wrap_model
 from companion.metrics import classification_metrics
-from companion.text import BucketBatchSampler, collate_batch
+from companion.text import bucketed_loader, collate_batch
 
 SCHEDULES = ("constant", "linear", "cosine", "slanted")
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -141,17 +141,6 @@ def lr_lambda(schedule: str, warmup_steps: int, total_steps: int) -> Callable[[i
     return slanted if schedule == "slanted" else factor
 
 
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor in a (nested) tuple/list/dict batch to ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, list | tuple):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
-
-
 def autocast(device: torch.device, amp: bool | None = None) -> torch.autocast:
     """bf16 autocast when ``amp`` is True (default: on CUDA only), else a disabled context."""
     enabled = device.type == "cuda" if amp is None else amp
@@ -240,10 +229,8 @@ def text_loader(
     lengths = getattr(dataset, "lengths", None)
     if lengths is None:
         raise TypeError(f"dataset must have a .lengths attribute, got {type(dataset).__name__}")
-    sampler = BucketBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed)
-    return DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=partial(collate_batch, pad_id=pad_id)
-    )
+    collate = partial(collate_batch, pad_id=pad_id)
+    return bucketed_loader(dataset, lengths, collate, batch_size, shuffle=shuffle, seed=seed)
 
 
 def set_loader_epoch(loader: Any, epoch: int) -> None:

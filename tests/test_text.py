@@ -14,6 +14,7 @@ from companion.text import (
     BucketBatchSampler,
     TextClassificationDataset,
     Vocab,
+    bucketed_loader,
     collate_batch,
     tokenize,
 )
@@ -260,3 +261,15 @@ def test_sampler_set_epoch_checks_the_epoch() -> None:
     sampler = BucketBatchSampler([3, 1, 2], 2)
     with pytest.raises(ValueError, match="epoch must be an integer >= 0, got -1"):
         sampler.set_epoch(-1)
+
+
+def test_bucketed_loader_yields_the_sampler_batches_through_collate() -> None:
+    lengths = [5, 1, 9, 3, 7, 2, 8]
+    rows = [list(range(n)) for n in lengths]
+    loader = bucketed_loader(rows, lengths, lambda batch: [len(r) for r in batch], 3, seed=4)
+    sampler = BucketBatchSampler(lengths, 3, seed=4)
+    assert list(loader) == [[lengths[i] for i in batch] for batch in sampler]
+    ordered = bucketed_loader(
+        rows, lengths, lambda batch: [len(r) for r in batch], 3, shuffle=False
+    )
+    assert list(ordered) == [[1, 2, 3], [5, 7, 8], [9]]
