@@ -9,16 +9,20 @@ import pytest
 import torch
 from torch import nn
 
+from companion import language_model
 from companion.config import seed_everything
 from companion.language_model import (
     EOS,
     LanguageModel,
+    PretrainSettings,
     StreamWindows,
+    checkpoint_name,
     evaluate_lm,
     leaked_texts,
     lm_step,
     nearest_words,
     pretrain,
+    pretraining_data,
     pretraining_texts,
     sample,
     stream_loader,
@@ -43,6 +47,32 @@ def test_pretraining_corpus_excludes_every_validation_and_test_text() -> None:
     assert corpus.attrs["removed"] == {"downstream train": 0, "other news": 2}
     assert leaked_texts(corpus["text"], downstream()) == 0
     assert leaked_texts(extra["other news"], downstream()) == 2
+
+
+def test_pretraining_data_keeps_held_out_text_out_and_builds_the_vocabulary_on_lm_train(
+    monkeypatch,
+) -> None:
+    extra = {"other news": ["the MATCH ended 2-1 .", *[f"story w{i} w{i}" for i in range(40)]]}
+    monkeypatch.setattr(language_model, "extra_news", lambda settings: (extra, ["a note"]))
+    settings = PretrainSettings(vocab_size=50, max_tokens=30, val_share=0.3, seed=1)
+    data = pretraining_data(downstream(), settings)
+    assert leaked_texts(data.corpus["text"], downstream()) == 0 and data.notes == ["a note"]
+    lm_train = data.corpus.loc[data.corpus["lm_split"] == "train", "text"]
+    lm_val = data.corpus.loc[data.corpus["lm_split"] == "val", "text"]
+    assert len(lm_train) and len(lm_val) and len(lm_train) + len(lm_val) == len(data.corpus)
+    train_words = {w for t in lm_train for w in tokenize(t)}
+    assert set(data.vocab.itos) - {"<pad>", "<unk>", EOS} <= train_words  # none from LM-val only
+    assert len(data.train_stream) == 30  # capped at max_tokens
+    assert torch.equal(data.val_stream, token_stream(lm_val, data.vocab))
+
+
+def test_checkpoint_name_is_stable_and_changes_with_settings_and_corpus() -> None:
+    settings = {"hidden_size": 8, "lr": 0.003}
+    name = checkpoint_name(settings, "abc")
+    assert name == checkpoint_name(dict(reversed(settings.items())), "abc")  # key order ignored
+    assert name.startswith("lm-") and len(name) == 19
+    assert name != checkpoint_name({**settings, "lr": 0.001}, "abc")
+    assert name != checkpoint_name(settings, "abd")
 
 
 def test_token_stream_ends_each_document() -> None:
@@ -134,7 +164,8 @@ def test_loss_and_perplexity_match_torch_cross_entropy() -> None:
     assert metrics["perplexity"] == pytest.approx(math.exp(reference), rel=1e-6)
     step = lm_step(model, batches[0], torch.device("cpu"))
     inputs, targets = batches[0]
-    manual = nn.functional.cross_entropy(model(inputs).flatten(0, 1), targets.flatten())
+    log_probs = model(inputs).log_softmax(-1)  # the mean of -log p(target), written out
+    manual = -log_probs.gather(-1, targets.unsqueeze(-1)).mean()
     torch.testing.assert_close(step, manual)
 
 
