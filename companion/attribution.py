@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from companion.checks import check_ints
+from companion.train import evaluation_mode
 
 
 def baseline_ids(tokenizer: Any, input_ids: torch.Tensor) -> torch.Tensor:
@@ -45,11 +46,10 @@ def gradient_x_input(
     model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, target: int
 ) -> torch.Tensor:
     """``e_i . dF/de_i`` for each token of one text (``input_ids`` of shape [1, T])."""
-    model.eval()
-    embeds = model.get_input_embeddings()(input_ids).detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(
-        _target_logit(model, embeds, attention_mask, target).sum(), embeds
-    )
+    with evaluation_mode(model):
+        embeds = model.get_input_embeddings()(input_ids).detach().requires_grad_(True)
+        logit = _target_logit(model, embeds, attention_mask, target).sum()
+        (grad,) = torch.autograd.grad(logit, embeds)
     return (embeds * grad).sum(-1)[0].detach()
 
 

@@ -32,7 +32,7 @@ from companion.config import cache_dir, is_smoke
 from companion.data import DatasetNotFoundError, load_dataset
 from companion.encoder import Encoder
 from companion.text import Vocab, tokenize
-from companion.train import TrainConfig, TrainResult, fit
+from companion.train import TrainConfig, TrainResult, evaluation_mode, fit
 
 EOS = "</s>"  # ends every document in the token stream
 HELD_OUT = ("validation", "test")
@@ -217,19 +217,15 @@ def sample(
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     generator = torch.Generator().manual_seed(seed)
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     ids = vocab.encode(tokenize(prompt)) or vocab.encode([EOS])
     banned = [vocab.stoi[t] for t in blocked if t in vocab]
-    try:
+    with evaluation_mode(model):
         for _ in range(n_tokens):
             logits = model(torch.tensor([ids], device=device))[0, -1].float().cpu()
             logits[banned] = float("-inf")
             probs = torch.softmax(logits / temperature, dim=-1)
             ids.append(int(torch.multinomial(probs, 1, generator=generator)))
-    finally:
-        model.train(was_training)
     return " ".join(vocab.decode(ids))
 
 

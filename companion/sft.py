@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from companion.llm import with_adapters
 from companion.text import bucketed_loader
+from companion.train import evaluation_mode
 
 IGNORE = -100  # torch.nn.functional.cross_entropy's default ignore_index
 
@@ -180,13 +181,15 @@ def evaluate_causal_lm(
     model: nn.Module, loader: DataLoader, device: torch.device
 ) -> dict[str, float]:
     """Mean response-token loss over ``loader`` (each token counts once)."""
-    model.eval()
     total, count = 0.0, 0
-    for batch in loader:
-        n = int((batch["labels"][:, 1:] != IGNORE).sum())
-        total += float(causal_lm_step(model, batch, device)) * n
-        count += n
-    return {"loss": total / max(count, 1)}
+    with evaluation_mode(model):
+        for batch in loader:
+            n = int((batch["labels"][:, 1:] != IGNORE).sum())
+            total += float(causal_lm_step(model, batch, device)) * n
+            count += n
+    if count == 0:
+        raise ValueError("evaluate_causal_lm got no response tokens (an empty loader?)")
+    return {"loss": total / count}
 
 
 def chat_prompt_ids(
@@ -260,19 +263,26 @@ def generate_responses(
 ) -> list[str]:
     """Greedy answers to ``prompts`` (left-padded batches), without the chat markup."""
     device = next(model.parameters()).device
-    model.eval()
     answers = []
     batches = range(0, len(prompts), batch_size)
-    for start in tqdm(batches, desc="generating", disable=not progress, leave=False):
-        rows = [chat_prompt_ids(tokenizer, p) for p in prompts[start : start + batch_size]]
-        width = max(len(r) for r in rows)
-        ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(r)) + r for r in rows])
-        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
-        out = model.generate(
-            input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-            do_sample=False, pad_token_id=tokenizer.pad_token_id,
-        )  # fmt: skip
-        answers += [
-            s.strip() for s in tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
-        ]
+    with evaluation_mode(model):
+        for start in tqdm(batches, desc="generating", disable=not progress, leave=False):
+            answers += _greedy_answers(model, tokenizer, prompts[start : start + batch_size],
+                                       max_new_tokens, device)  # fmt: skip
     return answers
+
+
+def _greedy_answers(
+    model: nn.Module, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int,
+    device: torch.device,
+) -> list[str]:  # fmt: skip
+    """One left-padded batch of greedy answers, without the chat markup."""
+    rows = [chat_prompt_ids(tokenizer, p) for p in prompts]
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    out = model.generate(
+        input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
+        do_sample=False, pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    return [s.strip() for s in tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)]

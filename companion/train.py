@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -141,6 +142,18 @@ def lr_lambda(schedule: str, warmup_steps: int, total_steps: int) -> Callable[[i
     return slanted if schedule == "slanted" else factor
 
 
+@contextmanager
+def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode inside the block; each submodule's own mode back after it."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
 def autocast(device: torch.device, amp: bool | None = None) -> torch.autocast:
     """bf16 autocast when ``amp`` is True (default: on CUDA only), else a disabled context."""
     enabled = device.type == "cuda" if amp is None else amp
@@ -179,17 +192,13 @@ def predict(
     inputs with ``labels``.
     """
     device = get_device() if device is None else torch.device(device)
-    was_training = model.training
-    model.eval()
     y_true, probs = [], []
-    try:
+    with evaluation_mode(model):
         for batch in loader:
             with autocast(device):
                 logits, labels = classifier_logits(model, batch, device)
             probs.append(torch.softmax(logits.float(), dim=-1).cpu())
             y_true.append(labels)
-    finally:
-        model.train(was_training)
     if not probs:
         raise ValueError("predict got an empty loader")
     p = torch.cat(probs).numpy()

@@ -63,7 +63,9 @@ def test_gradient_x_input_equals_captums(tiny: tuple) -> None:
     embeds = model.get_input_embeddings()(ids).detach().requires_grad_(True)
     captum = InputXGradient(lambda e: model(inputs_embeds=e, attention_mask=mask).logits)
     theirs = captum.attribute(embeds, target=2).sum(-1)[0]
+    model.train()  # the caller's mode comes back after the (eval-mode) attribution
     assert torch.allclose(at.gradient_x_input(model, ids, mask, 2), theirs, atol=1e-7)
+    assert model.training
 
 
 def test_attention_rollout_is_a_distribution_over_tokens(tiny: tuple) -> None:

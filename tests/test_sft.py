@@ -128,8 +128,12 @@ def test_sft_loader_buckets_and_evaluate_counts_each_token(tokenizer, tiny_llama
     whole = collate_sft(examples, tokenizer.pad_token_id)
     with torch.no_grad():
         expected = float(tiny_llama(**whole).loss)
+    tiny_llama.train()  # the caller's mode comes back
     got = sft.evaluate_causal_lm(tiny_llama, loader, CPU)["loss"]
-    assert got == pytest.approx(expected, rel=1e-5)
+    assert got == pytest.approx(expected, rel=1e-5) and tiny_llama.training
+    tiny_llama.eval()
+    with pytest.raises(ValueError, match="no response tokens"):
+        sft.evaluate_causal_lm(tiny_llama, [], CPU)
     with pytest.raises(ValueError, match="no examples"):
         sft.SFTDataset([])
 
@@ -157,10 +161,12 @@ def test_generation_is_greedy_and_batching_does_not_change_it(tokenizer, tiny_ll
     batched = sft.generate_responses(
         tiny_llama, tokenizer, prompts, 5, batch_size=2, progress=False
     )
+    tiny_llama.train()  # the caller's mode comes back
     alone = [
         sft.generate_responses(tiny_llama, tokenizer, [p], 5, progress=False)[0] for p in prompts
     ]
-    assert batched == alone and all(isinstance(a, str) for a in batched)
+    assert batched == alone and all(isinstance(a, str) for a in batched) and tiny_llama.training
+    tiny_llama.eval()
 
 
 def test_clip_tokens_keeps_the_first_tokens(tokenizer) -> None:  # noqa: ANN001

@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from sklearn.metrics import accuracy_score, f1_score, log_loss
+from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 from torch.utils.data import DataLoader
 
@@ -26,6 +27,7 @@ from companion.train import (
     class_weighted_step,
     classification_step,
     evaluate_classifier,
+    evaluation_mode,
     fit,
     lr_lambda,
     predict,
@@ -217,6 +219,18 @@ def test_monitor_mode_min(tmp_path: Path) -> None:
                  config=config(epochs=3, monitor="macro_f1", mode="min", patience=None),
                  evaluate=scripted([0.5, 0.3, 0.4], []))  # fmt: skip
     assert result.best_epoch == 2
+
+
+def test_evaluation_mode_gives_each_submodule_its_own_mode_back_even_after_an_error() -> None:
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5), nn.Sequential(nn.Dropout(0.5)))
+    model[2].eval()  # a mixed model: the last block was in eval mode before
+    before = [m.training for m in model.modules()]
+    with evaluation_mode(model):
+        assert not any(m.training for m in model.modules())
+    assert [m.training for m in model.modules()] == before
+    with pytest.raises(RuntimeError, match="boom"), evaluation_mode(model):
+        raise RuntimeError("boom")
+    assert [m.training for m in model.modules()] == before
 
 
 def test_predict_and_evaluate_agree_with_sklearn() -> None:
