@@ -8,7 +8,11 @@ A checkpoint folder holds
   the training settings, and the sha256 of both weights files.
 
 Every file is written atomically, and ``last_state.pt`` after the weights it names, so an
-interruption at any moment leaves a consistent checkpoint. ``last_state.pt`` holds only
+interruption at any moment leaves a consistent checkpoint. A new best is first written to
+``best.staged.safetensors``; only once ``last_state.pt`` records its sha256 is it renamed
+over ``best.safetensors``. Until then the old best, which the old state records, stays in
+place; a resume accepts whichever of the two files has the recorded digest, and a staged
+file that no state records is dropped at the next save. ``last_state.pt`` holds only
 tensors and plain Python values, so it loads with ``torch.load(weights_only=True)``: no
 pickled code runs. ``Checkpoints.read`` checks everything (readable files, digests,
 settings, names, shapes and dtypes of the weights, the optimizer's groups, the random
@@ -33,9 +37,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from companion.io import atomic_write, sha256_file
+from companion.io import atomic_write, removing_created_folders, sha256_file
 
 BEST_FILE = "best.safetensors"
+STAGED_BEST_FILE = "best.staged.safetensors"  # a new best until last_state.pt records it
 STATE_FILE = "last_state.pt"
 RNG_KEYS = ("python", "numpy", "torch", "cuda", "loader")
 FORMAT = 2  # version of the last_state.pt layout
@@ -169,13 +174,7 @@ def check_rng_states(states: Any, loader: Any) -> None:
 
     Each state is tried on a scratch generator, so the real ones stay untouched.
     """
-    if not isinstance(states, dict) or set(states) != {
-        "python",
-        "numpy",
-        "torch",
-        "cuda",
-        "loader",
-    }:
+    if not isinstance(states, dict) or set(states) != set(RNG_KEYS):
         raise ValueError("the random-number states are incomplete")
     random.Random().setstate(states["python"])
     np.random.RandomState().set_state(_numpy_state(states["numpy"]))
@@ -263,20 +262,33 @@ class Checkpoints:
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self.best = self.folder / BEST_FILE
+        self.staged = self.folder / STAGED_BEST_FILE
         self.state = self.folder / STATE_FILE
-        self.best_sha256: str | None = None
+        self.best_sha256: str | None = None  # the best weights that last_state.pt records
+        self._staged_sha256: str | None = None  # a new best that no state records yet
+        self._best_is_staged = False  # read found the recorded best still staged
         self._check_writable()
 
+    @property
+    def best(self) -> Path:
+        """The file of the recorded best weights (the staged one if its rename was cut short)."""
+        if self._best_is_staged and self.staged.exists():
+            return self.staged
+        return self.folder / BEST_FILE
+
     def _check_writable(self) -> None:
-        """Create the folder if needed and prove a file can be written there."""
+        """Create the folder if needed and prove a file can be written there.
+
+        If the probe fails, the folders this call created are removed again.
+        """
         if self.folder.exists() and not self.folder.is_dir():
             raise CheckpointError(f"checkpoint_dir {self.folder} is a file, not a folder")
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=self.folder)
-            os.close(fd)
-            os.unlink(probe)
+            with removing_created_folders(self.folder):
+                self.folder.mkdir(parents=True, exist_ok=True)
+                fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=self.folder)
+                os.close(fd)
+                os.unlink(probe)
         except OSError as err:
             raise CheckpointError(
                 f"checkpoint_dir {self.folder} cannot be written to ({err.strerror or err}); "
@@ -284,19 +296,35 @@ class Checkpoints:
             ) from err
 
     def save_best(self, model: nn.Module, epoch: int) -> None:
-        """Write the best weights so far."""
-        self.best_sha256 = save_weights(model, self.best, {"epoch": str(epoch)})
+        """Stage the best weights so far; the next ``save_last`` records and promotes them."""
+        self._promote_staged()  # the recorded best may still be the staged file: keep it
+        self._staged_sha256 = save_weights(model, self.staged, {"epoch": str(epoch)})
 
     def save_last(self, model: nn.Module, state: dict[str, Any]) -> None:
-        """Write the epoch's weights, then the state that names them and their digests."""
+        """Write the epoch's weights, then the state that names them and their digests.
+
+        A best staged since the last call is recorded, then renamed to ``best.safetensors``.
+        """
         weights = self.folder / f"epoch-{state['epoch']:03d}.safetensors"
         digest = save_weights(model, weights)
+        best_sha256 = self._staged_sha256 or self.best_sha256
         state = {**state, "format": FORMAT, "weights": weights.name, "weights_sha256": digest,
-                 "best_sha256": self.best_sha256}  # fmt: skip
+                 "best_sha256": best_sha256}  # fmt: skip
         atomic_write(self.state, lambda tmp: torch.save(state, tmp))
+        if self._staged_sha256:
+            self._best_is_staged = True  # recorded now, so it can take best.safetensors' place
+        self.best_sha256, self._staged_sha256 = best_sha256, None
+        self._promote_staged()
+        self.staged.unlink(missing_ok=True)  # a best staged by an epoch cut short
         for old in self.folder.glob("epoch-*.safetensors"):
             if old.name != weights.name:
                 old.unlink(missing_ok=True)
+
+    def _promote_staged(self) -> None:
+        """Rename the staged file over ``best.safetensors`` if it holds the recorded best."""
+        if self._best_is_staged:
+            os.replace(self.staged, self.folder / BEST_FILE)
+            self._best_is_staged = False
 
     def read(
         self,
@@ -324,8 +352,8 @@ class Checkpoints:
             raise CheckpointError(f"{self.state}: bad weights file name {name!r}. {hint}")
         weights = read_weights(self.folder / name, model, state["weights_sha256"], hint)
         if state["best_sha256"] is not None:
-            read_weights(self.best, model, state["best_sha256"], hint)
-        self.best_sha256 = state["best_sha256"]
+            self._best_is_staged = self._read_best(model, state["best_sha256"], hint)
+        self.best_sha256, self._staged_sha256 = state["best_sha256"], None
         problems = optimizer_mismatches(state["optimizer"], optimizer)
         problems += scheduler_mismatches(state["scheduler"], optimizer)
         if problems:
@@ -335,6 +363,21 @@ class Checkpoints:
         except (TypeError, ValueError, KeyError, RuntimeError) as err:
             raise CheckpointError(f"{self.state}: random-number states: {err}. {hint}") from err
         return Resume(state, weights)
+
+    def _read_best(self, model: nn.Module, sha256: str, hint: str) -> bool:
+        """Check the recorded best weights; whether they are still the staged file.
+
+        They are there when an interruption fell between writing ``last_state.pt`` and
+        renaming the staged best into place.
+        """
+        try:
+            read_weights(self.folder / BEST_FILE, model, sha256, hint)
+        except CheckpointError:
+            if not self.staged.is_file() or sha256_file(self.staged) != sha256:
+                raise
+            read_weights(self.staged, model, sha256, hint)
+            return True
+        return False
 
     def _read_state(self, hint: str) -> dict[str, Any]:
         """``last_state.pt`` checked (zip CRCs) and loaded without running pickled code."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -16,8 +17,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     If ``write`` fails, the temporary file and any folders created for ``path`` are removed.
     """
     path = Path(path)
-    created = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # deepest first
-    try:
+    with removing_created_folders(path.parent):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
@@ -26,10 +26,57 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             os.replace(tmp_name, path)
         finally:
             Path(tmp_name).unlink(missing_ok=True)
+
+
+def atomic_write_folder(folder: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary folder beside ``folder``, then rename it into place.
+
+    An existing ``folder`` is moved aside, replaced, then deleted. If ``write`` fails, the
+    temporary folder and any parents created for ``folder`` are removed, and ``folder``
+    stays as it was.
+    """
+    folder = Path(folder)
+    with removing_created_folders(folder.parent):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+        try:
+            write(tmp)
+            _swap_in(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_in(tmp: Path, folder: Path) -> None:
+    """Rename the folder ``tmp`` to ``folder``; an existing ``folder`` is moved aside first."""
+    if not folder.exists():
+        os.replace(tmp, folder)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
+    try:
+        os.replace(folder, old)  # a folder may be renamed onto an empty one
+        try:
+            os.replace(tmp, folder)
+        except BaseException:
+            os.replace(old, folder)
+            raise
     except BaseException:
-        for folder in created:
+        with contextlib.suppress(OSError):
+            old.rmdir()
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def removing_created_folders(folder: Path) -> Iterator[None]:
+    """Run the block; if it fails, remove ``folder`` and its parents that did not exist before."""
+    folder = Path(folder)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+    try:
+        yield
+    except BaseException:
+        for made in created:
             with contextlib.suppress(OSError):  # not empty: something else wrote there meanwhile
-                folder.rmdir()
+                made.rmdir()
         raise
 
 

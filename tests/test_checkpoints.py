@@ -218,3 +218,73 @@ def test_read_weights_checks_names_shapes_dtypes_and_digest(tmp_path: Path) -> N
     with pytest.raises(CheckpointError, match="missing"):
         load_weights(target, path)
     assert_same_weights(before, weights(target))
+
+
+class Interrupted(Exception):
+    """Stands in for a kill at one moment of a checkpoint save."""
+
+
+def test_an_interruption_after_a_new_best_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut between the new best's write and the state that records it: the old pair holds."""
+    loader, vocab = loaders("generator")
+    save_last = checkpoints.Checkpoints.save_last
+
+    def dies_in_epoch_2(self: checkpoints.Checkpoints, model: object, state: dict) -> None:
+        if state["epoch"] == 2:
+            raise Interrupted
+        save_last(self, model, state)
+
+    monkeypatch.setattr(checkpoints.Checkpoints, "save_last", dies_in_epoch_2)
+    with pytest.raises(Interrupted):
+        fit(toy_model(vocab), loader, config=config(tmp_path, epochs=3))
+    assert (tmp_path / checkpoints.STAGED_BEST_FILE).is_file()  # epoch 2 was a new best
+    monkeypatch.undo()
+    loader, _ = loaders("generator")
+    resumed = fit(toy_model(vocab), loader, config=config(tmp_path, epochs=3))
+    assert resumed.resumed_from == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        BEST_FILE, "epoch-003.safetensors", STATE_FILE,
+    ]  # fmt: skip
+
+
+def test_an_interruption_before_the_best_is_renamed_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut after the state recorded the staged best, before its rename: it is read from there."""
+    loader, vocab = loaders("generator")
+    replace = checkpoints.os.replace
+
+    def dies_renaming_the_best(src: object, dst: object) -> None:
+        if Path(src).name == checkpoints.STAGED_BEST_FILE:
+            raise Interrupted
+        replace(src, dst)
+
+    monkeypatch.setattr(checkpoints.os, "replace", dies_renaming_the_best)
+    with pytest.raises(Interrupted):
+        fit(toy_model(vocab), loader, config=config(tmp_path, epochs=3))
+    monkeypatch.undo()
+    state = torch.load(tmp_path / STATE_FILE, weights_only=True)
+    staged = tmp_path / checkpoints.STAGED_BEST_FILE
+    assert state["best_sha256"] == checkpoints.sha256_file(staged)
+    assert not (tmp_path / BEST_FILE).exists()
+    loader, _ = loaders("generator")
+    resumed = fit(toy_model(vocab), loader, config=config(tmp_path, epochs=3))
+    assert resumed.resumed_from == 1
+    assert resumed.best_path == tmp_path / BEST_FILE
+    assert not staged.exists()
+    state = torch.load(tmp_path / STATE_FILE, weights_only=True)
+    assert state["best_sha256"] == checkpoints.sha256_file(tmp_path / BEST_FILE)
+
+
+def test_a_failed_write_probe_leaves_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(checkpoints.tempfile, "mkstemp", refuse)
+    with pytest.raises(CheckpointError, match="cannot be written to"):
+        checkpoints.Checkpoints(tmp_path / "new" / "ckpt")
+    assert list(tmp_path.iterdir()) == []

@@ -6,7 +6,14 @@ import hashlib
 
 import pytest
 
-from companion.io import atomic_write, atomic_write_text, bytes_digest, file_digest, sha256_file
+from companion.io import (
+    atomic_write,
+    atomic_write_folder,
+    atomic_write_text,
+    bytes_digest,
+    file_digest,
+    sha256_file,
+)
 
 
 def test_atomic_write_text_replaces_content(tmp_path) -> None:
@@ -51,6 +58,29 @@ def test_failed_write_keeps_a_created_folder_that_was_filled_meanwhile(tmp_path)
     with pytest.raises(RuntimeError):
         atomic_write(tmp_path / "new" / "f.txt", broken)
     assert [p.name for p in (tmp_path / "new").iterdir()] == ["other.txt"]
+
+
+def test_atomic_write_folder_replaces_a_folder_whole_or_not_at_all(tmp_path) -> None:
+    folder = tmp_path / "new" / "model"
+
+    def write(name: str, fail: bool = False):  # noqa: ANN202
+        def fill(tmp) -> None:
+            (tmp / f"{name}.bin").write_text(name)
+            if fail:
+                raise OSError("disk full")
+
+        return fill
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_folder(folder, write("half", fail=True))
+    assert list(tmp_path.iterdir()) == []  # no temporary folder, no created parent
+    atomic_write_folder(folder, write("first"))
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_folder(folder, write("half", fail=True))
+    assert [p.name for p in folder.iterdir()] == ["first.bin"]
+    atomic_write_folder(folder, write("second"))
+    assert [p.name for p in folder.iterdir()] == ["second.bin"]
+    assert [p.name for p in folder.parent.iterdir()] == ["model"]
 
 
 def test_sha256_file_matches_hashlib(tmp_path) -> None:
