@@ -387,17 +387,20 @@ class LSTMCell(nn.Module):
 
 
 def hidden_gradients(model: Recurrent, x: Tensor, target: Tensor) -> Tensor:
-    """``dL/dh_t`` [B, T, H] by autograd, one-layer ``model``, ``L = ||h_T - target||^2 / 2``."""
+    """``dL/dh_t`` [B, T, H] by autograd, one-layer ``model``, ``L = ||h_T - target||^2 / 2``.
+
+    Only the hidden states are differentiated: the model's parameters get no ``.grad``.
+    """
     if model.num_layers != 1:
         raise ValueError(f"needs a one-layer model, got num_layers={model.num_layers}")
     model.check_input(x)
-    state = tuple(s[0] for s in model.zero_state(x))
-    hs, _ = model.run_layer(x, state, 0)
-    for h in hs:
-        h.retain_grad()
-    loss = 0.5 * ((hs[-1] - target) ** 2).sum()
-    loss.backward()
-    return torch.stack([h.grad for h in hs], dim=1).detach()
+    with torch.enable_grad():  # the zero start needs a gradient: a frozen model works too
+        state = tuple(s[0].clone().requires_grad_() for s in model.zero_state(x))
+        hs, _ = model.run_layer(x, state, 0)
+        loss = 0.5 * ((hs[-1] - target) ** 2).sum()
+        grads = torch.autograd.grad(loss, hs, allow_unused=True)
+    grads = [torch.zeros_like(h) if g is None else g for h, g in zip(hs, grads, strict=True)]
+    return torch.stack(grads, dim=1).detach()
 
 
 def hidden_gradient_norms(model: Recurrent, x: Tensor, target: Tensor) -> Tensor:

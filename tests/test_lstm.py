@@ -196,6 +196,21 @@ def test_hidden_gradient_norms_follow_the_jacobians():
             grad = grad.detach()
 
 
+def test_hidden_gradients_leave_the_model_without_grad():
+    """Only the hidden states are differentiated: a second call gives the same, no .grad."""
+    torch.manual_seed(8)
+    model = RNN(2, 3).double()
+    x = torch.randn(4, 5, 2, dtype=torch.float64)
+    target = torch.randn(4, 3, dtype=torch.float64)
+    first = hidden_gradients(model, x, target)
+    assert all(p.grad is None for p in model.parameters())
+    assert torch.equal(hidden_gradients(model, x, target), first)
+    assert all(p.grad is None for p in model.parameters())
+    model.requires_grad_(False)  # a frozen model, and a call under no_grad
+    with torch.no_grad():
+        assert torch.equal(hidden_gradients(model, x, target), first)
+
+
 @pytest.mark.parametrize("bias", [True, False])
 def test_lstm_cell_backward_matches_autograd_of_torch_cell(bias):
     """The hand-derived step backwards = autograd through ``torch.nn.LSTMCell``."""
