@@ -57,12 +57,22 @@ class BudgetGrid:
         self.settings_path = self.path.with_suffix(".settings.json")
         self.settings = json.loads(json.dumps(settings, sort_keys=True, default=str))
         if self.settings_path.exists():
-            stored = json.loads(self.settings_path.read_text(encoding="utf-8"))
+            stored = self._stored_settings()
             if stored != self.settings:
                 raise ValueError(
                     f"{self.path} holds results of other settings ({self.settings_path}: "
                     f"{stored}); use another path or delete both files to start afresh"
                 )
+
+    def _stored_settings(self) -> object:
+        """The settings stored beside the results; a ValueError naming the file if unreadable."""
+        try:
+            return json.loads(self.settings_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(
+                f"{self.settings_path} is not valid JSON ({err}); delete it and {self.path} "
+                "to start afresh"
+            ) from err
 
     def results(self) -> pd.DataFrame:
         """The finished cells (an empty frame before the first)."""

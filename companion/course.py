@@ -182,32 +182,49 @@ def assignment_notebook(path: Path) -> nbformat.NotebookNode:
     return nb
 
 
+_MANIFEST_FIX = "delete it and the source/ folder beside it to regenerate the assignments"
+
+
 def _read_manifest(course: Path) -> dict[str, str]:
     """The digests of the source notebooks this module wrote last time."""
     path = course / MANIFEST
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CourseError(f"{path}: not valid JSON ({err}); {_MANIFEST_FIX}") from err
+    if not isinstance(manifest, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in manifest.items()
+    ):
+        raise CourseError(f"{path}: not a mapping of names to digests; {_MANIFEST_FIX}")
+    return manifest
 
 
 def write_sources(chapters: Sequence[Path], course: Path) -> list[str]:
     """Write ``source/<chapter>/<chapter>.ipynb`` for each chapter; return the assignment names.
 
     Stops before writing anything if a source notebook was edited since it was written here.
+    Each notebook's digest is recorded as soon as it is written, so an interrupted run
+    leaves nothing that the next run takes for a copy edited by hand.
     """
     manifest = _read_manifest(course)
     texts = {}
     for path in chapters:
         name = Path(path).stem
         target = course / "source" / name / f"{name}.ipynb"
-        if target.exists() and bytes_digest(target.read_bytes()) != manifest.get(name):
+        text = nbformat.writes(assignment_notebook(Path(path))) + "\n"
+        written = {manifest.get(name), bytes_digest(text.encode())}  # by this module
+        if target.exists() and bytes_digest(target.read_bytes()) not in written:
             raise CourseError(
                 f"{target}: edited since `make assignments` wrote it; move it away (or delete it) "
                 "to regenerate it from the chapter"
             )
-        texts[name] = (target, nbformat.writes(assignment_notebook(Path(path))) + "\n")
+        texts[name] = (target, text)
     for name, (target, text) in texts.items():
         atomic_write_text(target, text)
         manifest[name] = bytes_digest(text.encode())
-    atomic_write_text(course / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        atomic_write_text(course / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     config = course / "nbgrader_config.py"
     if not config.exists():
         atomic_write_text(config, CONFIG)

@@ -33,6 +33,17 @@ def _as_label_arrays(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[np.n
     return y_true, y_pred
 
 
+def _check_label_range(y_true: np.ndarray, y_pred: np.ndarray, n: int, context: str) -> None:
+    """A ValueError naming the array and its value outside 0..n-1, if there is one."""
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= n:
+            raise ValueError(
+                f"labels must lie in 0..{n - 1} {context}, but {name} holds "
+                f"{low if low < 0 else high} (its labels span {low}..{high})"
+            )
+
+
 def classification_metrics(
     y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[int] | None = None
 ) -> dict[str, float]:
@@ -60,8 +71,7 @@ def classification_report_frame(
     """Per-class precision, recall, F1 and support, plus macro and weighted averages."""
     y_true, y_pred = _as_label_arrays(y_true, y_pred)
     n = len(label_names)
-    if max(y_true.max(), y_pred.max()) >= n or min(y_true.min(), y_pred.min()) < 0:
-        raise ValueError(f"labels must lie in 0..{n - 1} to match {n} label names")
+    _check_label_range(y_true, y_pred, n, f"to match {n} label names")
     report = classification_report(
         y_true,
         y_pred,
@@ -80,6 +90,5 @@ def confusion(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> n
     """The n_classes x n_classes confusion matrix: row = true class, column = predicted."""
     y_true, y_pred = _as_label_arrays(y_true, y_pred)
     check_ints(n_classes=n_classes)
-    if max(y_true.max(), y_pred.max()) >= n_classes or min(y_true.min(), y_pred.min()) < 0:
-        raise ValueError(f"labels must lie in 0..{n_classes - 1} for n_classes={n_classes}")
+    _check_label_range(y_true, y_pred, n_classes, f"for n_classes={n_classes}")
     return confusion_matrix(y_true, y_pred, labels=list(range(n_classes)))

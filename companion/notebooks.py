@@ -79,11 +79,14 @@ def clean_outputs(nb: nbformat.NotebookNode) -> None:
     nb.metadata.pop("widgets", None)
 
 
-def run_info_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The notebook's single markdown cell tagged ``run-info``."""
+def run_info_cell(nb: nbformat.NotebookNode, path: Path | None = None) -> nbformat.NotebookNode:
+    """The notebook's single markdown cell tagged ``run-info`` (errors name ``path``)."""
     cells = [c for c in nb.cells if RUN_INFO_TAG in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1:
-        raise ValueError(f"expected exactly one cell tagged {RUN_INFO_TAG!r}, found {len(cells)}")
+        where = f"{path}: " if path is not None else ""
+        raise ValueError(
+            f"{where}expected exactly one cell tagged {RUN_INFO_TAG!r}, found {len(cells)}"
+        )
     return cells[0]
 
 
@@ -92,7 +95,7 @@ def execute_notebook(path: Path, timeout: int | None = None) -> dict:
     if is_smoke():
         raise RuntimeError(f"{SMOKE_ENV} is set: stored outputs must come from a full run")
     nb = nbformat.read(path, as_version=4)
-    cell = run_info_cell(nb)
+    cell = run_info_cell(nb, path)
     start = time.perf_counter()
     client = NotebookClient(
         nb,

@@ -80,3 +80,12 @@ def test_a_broken_results_file_is_named(tmp_path: Path) -> None:
     path.write_text("nothing,useful\n1,2\n")
     with pytest.raises(ValueError, match="lacks the columns"):
         BudgetGrid(path, {}).results()
+
+
+@pytest.mark.parametrize("content", [b'{"epochs": 3', b"\xff\xfe not text"])
+def test_a_corrupt_settings_file_is_named(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "grid.csv"
+    path.with_suffix(".settings.json").write_bytes(content)
+    with pytest.raises(ValueError, match=r"grid\.settings\.json is not valid JSON") as err:
+        BudgetGrid(path, {"epochs": 3})
+    assert str(tmp_path / "grid.settings.json") in str(err.value)

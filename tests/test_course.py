@@ -92,6 +92,40 @@ def test_a_source_notebook_edited_by_hand_is_not_overwritten(
     assert source.read_text() == edited
 
 
+@pytest.mark.parametrize("content", ['{"01_toy": ', "[1, 2]"])
+def test_a_corrupt_manifest_is_named(tmp_path: Path, content: str) -> None:
+    folder = tmp_path / "course"
+    folder.mkdir()
+    (folder / course.MANIFEST).write_text(content)
+    with pytest.raises(CourseError, match=r"\.generated\.json: not") as error:
+        course.write_sources([toy_chapter(tmp_path)], folder)
+    assert str(folder / course.MANIFEST) in str(error.value)
+
+
+def test_an_interrupted_write_is_taken_up_by_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut after the first notebook: the next run regenerates, it does not refuse."""
+    chapters = [toy_chapter(tmp_path), toy_chapter(tmp_path, "02_toy")]
+    folder, write, calls = tmp_path / "course", course.atomic_write_text, []
+
+    def dies_at_the_second_notebook(path: Path, text: str) -> None:
+        calls.append(path)
+        if len([p for p in calls if p.suffix == ".ipynb"]) == 2:
+            raise KeyboardInterrupt
+        write(path, text)
+
+    monkeypatch.setattr(course, "atomic_write_text", dies_at_the_second_notebook)
+    with pytest.raises(KeyboardInterrupt):
+        course.write_sources(chapters, folder)
+    monkeypatch.undo()
+    assert course.write_sources(chapters, folder) == [TOY, "02_toy"]
+    manifest = course._read_manifest(folder)
+    for name in (TOY, "02_toy"):
+        source = folder / "source" / name / f"{name}.ipynb"
+        assert manifest[name] == course.bytes_digest(source.read_bytes())
+
+
 def test_release_removes_solutions_hidden_tests_and_answers(toy_course: Path) -> None:
     text = "\n".join(c.source for c in released(toy_course).cells)
     assert "raise NotImplementedError" in text and "YOUR ANSWER HERE" in text

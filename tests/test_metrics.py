@@ -58,3 +58,19 @@ def test_bad_input_raises() -> None:
         classification_report_frame(Y_TRUE, Y_PRED, ["a", "b"])
     with pytest.raises(ValueError, match="must be 1-d"):
         classification_metrics([[0, 1]], [[0, 1]])
+
+
+@pytest.mark.parametrize(
+    ("y_true", "y_pred", "match"),
+    [
+        ([0, 1, 2], [0, 1, 1], r"y_true holds 2 \(its labels span 0\.\.2\)"),
+        ([0, 1, 1], [0, -1, 1], r"y_pred holds -1 \(its labels span -1\.\.1\)"),
+    ],
+)
+def test_out_of_range_labels_are_shown(y_true: list, y_pred: list, match: str) -> None:
+    with pytest.raises(
+        ValueError, match=r"labels must lie in 0\.\.1 for n_classes=2, but " + match
+    ):
+        confusion(y_true, y_pred, 2)
+    with pytest.raises(ValueError, match=r"0\.\.1 to match 2 label names, but " + match):
+        classification_report_frame(y_true, y_pred, ["a", "b"])

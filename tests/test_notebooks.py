@@ -92,6 +92,17 @@ def test_run_info_cell_must_be_unique(tmp_path) -> None:
         notebooks.run_info_cell(nb)
 
 
+def test_a_missing_run_info_cell_names_the_notebook(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(SMOKE_ENV, raising=False)
+    path = tmp_path / "untagged.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), path)
+    before = path.read_text()
+    with pytest.raises(ValueError, match="found 0") as err:
+        notebooks.execute_notebook(path)
+    assert str(err.value).startswith(f"{path}: expected exactly one cell tagged 'run-info'")
+    assert path.read_text() == before
+
+
 def test_there_are_chapters() -> None:
     assert CHAPTERS and CHAPTERS[0].name == "00_overview.ipynb"
 
