@@ -306,7 +306,7 @@ def load_bbc() -> tuple[pd.DataFrame, dict]:
         f"{len(raw)} files, {len(unique)} unique bodies: "
         f"{len(raw) - len(unique)} duplicates dropped before splitting"
     )
-    return unique.drop(columns="path"), {"note": note, "n_files": len(raw)}
+    return unique.drop(columns="path"), {"note": note, "n_files": len(raw), "official_split": False}
 
 
 # ---------------------------------------------------------------- 20 Newsgroups

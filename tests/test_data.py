@@ -638,6 +638,7 @@ def test_bbc_counts_and_dedup(bbc_df: pd.DataFrame) -> None:
         text = payload.decode("utf-8", errors="replace")
         bodies[rel.split("/")[0]].add(text.split("\n", 1)[1].strip())
     assert len(files) == bbc_df.attrs["n_files"] == 2225
+    assert bbc_df.attrs["official_split"] is False  # no official split: ours, stratified
     assert Counter(r.split("/")[0] for r in files) == {
         "business": 510,
         "entertainment": 386,
