@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from companion.checks import check_ints
 from companion.encoder import length_mask
+from companion.train import evaluation_mode
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -377,29 +378,29 @@ def evaluate_seq2seq(model: Seq2Seq, loader: DataLoader, device: torch.device) -
     decoding reproduces at the same position; exact match the share of targets it
     reproduces completely, ``<eos>`` at the right place included.
     """
-    was_training = model.training
-    model.eval()
     loss_sum = tokens = correct = exact = rows = 0.0
-    for batch in loader:
-        src, src_lengths, tgt, _ = _to(batch, device)
-        gold = tgt[:, 1:]
-        logits, _ = model(src, src_lengths, tgt[:, :-1], teacher_forcing=1.0)
-        loss_sum += float(
-            F.cross_entropy(
-                logits.flatten(0, 1).float(),
-                gold.flatten(),
-                ignore_index=model.pad_id,
-                reduction="sum",
+    with evaluation_mode(model):
+        for batch in loader:
+            src, src_lengths, tgt, _ = _to(batch, device)
+            gold = tgt[:, 1:]
+            logits, _ = model(src, src_lengths, tgt[:, :-1], teacher_forcing=1.0)
+            loss_sum += float(
+                F.cross_entropy(
+                    logits.flatten(0, 1).float(),
+                    gold.flatten(),
+                    ignore_index=model.pad_id,
+                    reduction="sum",
+                )
             )
-        )
-        predicted, _ = model.greedy_decode(src, src_lengths, max_len=gold.shape[1])
-        predicted = F.pad(predicted, (0, gold.shape[1] - predicted.shape[1]), value=model.pad_id)
-        real = gold != model.pad_id
-        tokens += float(real.sum())
-        correct += float(((predicted == gold) & real).sum())
-        exact += float((predicted == gold).all(dim=1).sum())
-        rows += gold.shape[0]
-    model.train(was_training)
+            predicted, _ = model.greedy_decode(src, src_lengths, max_len=gold.shape[1])
+            predicted = F.pad(
+                predicted, (0, gold.shape[1] - predicted.shape[1]), value=model.pad_id
+            )
+            real = gold != model.pad_id
+            tokens += float(real.sum())
+            correct += float(((predicted == gold) & real).sum())
+            exact += float((predicted == gold).all(dim=1).sum())
+            rows += gold.shape[0]
     if rows == 0:
         raise ValueError("evaluate_seq2seq got an empty loader")
     return {
