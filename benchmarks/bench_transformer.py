@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import sys
 import warnings
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +33,7 @@ from transformers import DataCollatorWithPadding
 
 from companion.config import device_name, get_device, machine_load, seed_everything
 from companion.data import load_dataset
+from companion.io import atomic_write_text
 from companion.transformer import (
     EncodedTexts,
     bf16_peak_tflops,
@@ -99,14 +102,23 @@ def main() -> None:
         f"{device_name(device)} | {args.dataset}, max_len {args.max_len}, batch {args.batch}, "
         f"{args.steps} steps" + (f", bf16 peak {peak:.0f} TFLOP/s" if peak else "")
     )
-    print(f"{header} | load: {machine_load()}")
+    load = machine_load()
+    print(f"{header} | load: {load}")
     print(table.round(3).to_string())
     speedup = table.loc["tuned", "examples_per_s"] / table.loc["naive", "examples_per_s"]
     same = same_predictions(model, tokenizer, data)
     print(f"tuned / naive: {speedup:.2f}x examples/s; same predictions either padding: {same}")
     if args.json is not None:
-        report = {"setting": header, "speedup": speedup, "same_predictions": same}
-        args.json.write_text(json.dumps(report | {"rows": table.to_dict("index")}, indent=1))
+        report = {
+            "command": " ".join(["python", *sys.argv]),
+            "setting": header,
+            "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "load": load,
+            "speedup": speedup,
+            "same_predictions": same,
+            "rows": table.to_dict("index"),
+        }
+        atomic_write_text(args.json, json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":

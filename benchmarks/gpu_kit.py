@@ -16,9 +16,11 @@ call carries at most 64 MiB. So the kit travels in parts:
 4. There, a call per run or two: ``run ch09 --out $OUT`` executes each chapter in full mode (it
    picks its GPU settings itself) and each benchmark, in order, and writes the executed
    notebooks and ``results.json`` (each run's command, exit status, seconds and the end of its
-   output) to ``$OUT``. A run still going when ``--budget`` seconds have passed is stopped (its
-   notebook stays as it was) and later runs are skipped, so a call ends inside the device's
-   10-minute limit. The machine stays warm only 30 s after a call: make the calls back to back.
+   output) to ``$OUT``, and each transformer benchmark's own report as ``$OUT/<run>.json`` (copy
+   it to ``benchmarks/results/``). A run still going when ``--budget`` seconds have passed is
+   stopped (its notebook stays as it was) and later runs are skipped, so a call ends inside the
+   device's 10-minute limit. The machine stays warm only 30 s after a call: make the calls
+   back to back.
 
 The runs (``python benchmarks/gpu_kit.py runs`` lists them) keep the order in which results
 build on each other: chapter 8 reads chapter 7's pre-trained model from the machine's cache.
@@ -85,6 +87,7 @@ class Run:
     command: str  # a notebook's path, or a benchmark script and its arguments
     needs: frozenset[str] = frozenset()  # model packages (beyond the common wheels)
     smoke_args: str = ""  # a benchmark's arguments for a seconds-long check on a CPU
+    report: bool = False  # the benchmark writes a JSON report (--json) to OUT/<name>.json
 
     @property
     def notebook(self) -> Path | None:
@@ -107,9 +110,13 @@ RUNS = {
         Run("ch08", "notebooks/08_supervised_fine_tuning.ipynb", GLOVE),
         Run("ch09", "notebooks/09_transformer_fine_tuning.ipynb", MINILM),
         Run("ch10", "notebooks/10_llm_supervised_fine_tuning.ipynb", SMOLLM),
-        Run("bench-transformer-bbc", f"{BENCH_TRANSFORMER} --dataset bbc", MINILM, SMOKE_BT),
+        Run("bench-transformer-bbc", f"{BENCH_TRANSFORMER} --dataset bbc", MINILM, SMOKE_BT, True),
         Run(
-            "bench-transformer-ag_news", f"{BENCH_TRANSFORMER} --dataset ag_news", MINILM, SMOKE_BT
+            "bench-transformer-ag_news",
+            f"{BENCH_TRANSFORMER} --dataset ag_news",
+            MINILM,
+            SMOKE_BT,
+            report=True,
         ),
         Run("bench-glove-bbc", f"{BENCH_GLOVE} --corpus bbc", GLOVE, SMOKE_GLOVE),
         Run("bench-glove-full", f"{BENCH_GLOVE} --corpus full", GLOVE, SMOKE_GLOVE),
@@ -334,7 +341,13 @@ def command_of(run: Run, out: Path, smoke: bool) -> list[str]:
         return [sys.executable, "-c", SMOKE_NOTEBOOK, str(run.notebook), str(out)]
     if run.notebook:
         return [sys.executable, "-m", "companion.notebooks", "execute", str(run.notebook)]
-    return [sys.executable, *run.command.split(), *(run.smoke_args.split() if smoke else ())]
+    report = ["--json", str(out / f"{run.name}.json")] if run.report else []
+    return [
+        sys.executable,
+        *run.command.split(),
+        *(run.smoke_args.split() if smoke else ()),
+        *report,
+    ]
 
 
 def run_one(command: list[str], env: dict[str, str], timeout: float) -> dict:

