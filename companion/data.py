@@ -42,7 +42,7 @@ import warnings
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import cache, lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +189,29 @@ def check_digest(what: str, expected: str, actual: str) -> None:
             f"checksum mismatch for {what}:\n  expected {expected}\n  actual   {actual}\n"
             "The file is corrupt or a different version; fetch it again."
         )
+
+
+def installed_file(package: str, relative: str, sha256: str, install: str) -> Path:
+    """A file inside an installed package (not imported), its sha256 checked against ``sha256``.
+
+    Model weights come from pinned packages; the digest makes sure the file is the one the
+    book's numbers came from. It is hashed once per process and file version.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"the package {package} is not installed: {install}")
+    path = Path(spec.submodule_search_locations[0]) / relative
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: reinstall with {install}")
+    stat = path.stat()
+    _check_file(path, stat.st_size, stat.st_mtime_ns, sha256)
+    return path
+
+
+@cache
+def _check_file(path: Path, size: int, mtime_ns: int, sha256: str) -> None:
+    """Raise ChecksumError unless the file hashes to ``sha256`` (a pass is remembered)."""
+    check_digest(str(path), sha256, sha256_file(path))
 
 
 def search_dirs(data_dir: str | Path | None, download: bool = False) -> list[Path]:

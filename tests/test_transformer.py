@@ -10,6 +10,7 @@ import torch
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
 from companion import transformer as tf
+from companion.data import ChecksumError
 from companion.train import TrainConfig, evaluate_classifier, fit
 
 TEXTS = [
@@ -28,6 +29,13 @@ CPU = torch.device("cpu")
 def tiny(tiny_bert_dir: Path) -> tuple:
     """A fresh tiny BERT classifier (3 classes) and its tokenizer."""
     return tf.load_classifier(3, tiny_bert_dir)
+
+
+def test_minilm_weights_are_checked_against_their_digest(monkeypatch) -> None:  # noqa: ANN001
+    assert (tf.minilm_path() / "model.safetensors").is_file()
+    monkeypatch.setattr(tf, "MINILM_SHA256", "0" * 64)
+    with pytest.raises(ChecksumError, match="model.safetensors"):
+        tf.minilm_path()
 
 
 def test_minilm_loads_offline_quietly(capsys: pytest.CaptureFixture) -> None:
