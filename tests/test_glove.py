@@ -390,6 +390,19 @@ def test_pretrained_glove_files_are_checked_against_their_digests(monkeypatch) -
         load_pretrained_glove(limit=10)
 
 
+def test_the_full_corpus_is_there_only_with_both_local_copies(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    import warnings
+
+    from companion import data, glove
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # AG News' re-split warning is irrelevant here: silenced
+        ag = glove.load_ag_news_texts()
+    assert len(ag) == 7600 and glove.full_corpus_available()
+    monkeypatch.setattr(data, "data_dirs", lambda: [tmp_path])  # no local copies
+    assert not glove.full_corpus_available()
+
+
 def test_news_texts_rejects_unknown_corpus() -> None:
     with pytest.raises(ValueError, match="corpus must be one of"):
         news_texts("wikipedia")
