@@ -1,11 +1,12 @@
 """Shared fixtures: the real data sets, parsed once per test session.
 
 Data that lives outside the project (``../shared/data`` or ``$COMPANION_DATA``) may be
-absent; a test that needs it is then skipped with the reason, never failed with a raw
-error. Use the ``shared_file`` fixture for a single file::
+absent; a test that needs it then fails with the reason and how to get it, never with a raw
+error, and is never skipped: a suite that silently runs fewer checks is not a pass. Use the
+``shared_file`` fixture for a single file::
 
     def test_x(shared_file):
-        path = shared_file("word_similarity/EN-WS-353-ALL.txt")  # or the test skips
+        path = shared_file("word_similarity/EN-WS-353-ALL.txt")  # or the test fails, saying why
 
 A ``COMPANION_DATA`` that points nowhere is still an error (see ``config.data_dirs``).
 """
@@ -29,17 +30,17 @@ from companion.data import DatasetNotFoundError, load_dataset
 HOW_TO_GET = "set COMPANION_DATA to a folder holding it (see ../shared/README.md)"
 
 
-def load_or_skip(name: str) -> pd.DataFrame:
-    """``load_dataset(name)``, or skip the test when its local copy is not found."""
+def load_or_fail(name: str) -> pd.DataFrame:
+    """``load_dataset(name)``, or fail the test with how to get the data when it is not found."""
     try:
         return load_dataset(name)
     except DatasetNotFoundError as err:
-        pytest.skip(f"data set {name!r} not found: {HOW_TO_GET}. ({' '.join(str(err).split())})")
+        pytest.fail(f"data set {name!r} not found: {HOW_TO_GET}. ({' '.join(str(err).split())})")
 
 
 @pytest.fixture(scope="session")
 def shared_file() -> Callable[[str], Path]:
-    """A function: the path of ``relpath`` in the first data folder holding it, else skip."""
+    """A function: the path of ``relpath`` in the first data folder holding it, else fail."""
 
     def find(relpath: str) -> Path:
         dirs = data_dirs()
@@ -47,7 +48,7 @@ def shared_file() -> Callable[[str], Path]:
             if (folder / relpath).is_file():
                 return folder / relpath
         searched = ", ".join(str(d) for d in dirs)
-        pytest.skip(f"{relpath} not found (searched {searched}): {HOW_TO_GET}")
+        pytest.fail(f"{relpath} not found (searched {searched}): {HOW_TO_GET}")
 
     return find
 
@@ -60,16 +61,16 @@ def bbc_df() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def newsgroups_df() -> pd.DataFrame:
-    """20 Newsgroups from the data folders, seed 0, nothing removed (skips if absent)."""
-    return load_or_skip("20newsgroups")
+    """20 Newsgroups from the data folders, seed 0, nothing removed (fails if absent)."""
+    return load_or_fail("20newsgroups")
 
 
 @pytest.fixture(scope="session")
 def ag_news_df() -> pd.DataFrame:
-    """AG News (official test split only) from the data folders, seed 0 (skips if absent)."""
+    """AG News (official test split only) from the data folders, seed 0 (fails if absent)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return load_or_skip("ag_news")
+        return load_or_fail("ag_news")
 
 
 @pytest.fixture(scope="session")

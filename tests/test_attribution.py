@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -33,7 +34,10 @@ def test_baseline_keeps_special_tokens_and_pads_the_rest(tiny: tuple) -> None:
 def test_integrated_gradients_equal_captums(tiny: tuple) -> None:
     model, tokenizer, ids, mask = tiny
     base = at.baseline_ids(tokenizer, ids)
+    model.train()  # attributions are of the eval-mode model; the caller's mode comes back
     ours, gap = at.integrated_gradients(model, ids, mask, 1, base, steps=32, chunk=7)
+    assert model.training
+    model.eval()
 
     def logits(batch_ids: torch.Tensor) -> torch.Tensor:
         return model(input_ids=batch_ids, attention_mask=mask.expand(len(batch_ids), -1)).logits
@@ -73,7 +77,10 @@ def test_attention_rollout_is_a_distribution_over_tokens(tiny: tuple) -> None:
     with pytest.raises(ValueError, match="eager"):
         at.attention_rollout(model, ids, mask)  # sdpa returns no attention weights
     model.set_attn_implementation("eager")
+    model.train()
     flow = at.attention_rollout(model, ids, mask)
+    assert model.training  # the caller's mode comes back
+    model.eval()
     assert flow.shape == (ids.shape[1],) and (flow >= 0).all()
     assert flow.sum().item() == pytest.approx(1.0, abs=1e-6)
     out = model(input_ids=ids, attention_mask=mask, output_attentions=True)
@@ -82,6 +89,22 @@ def test_attention_rollout_is_a_distribution_over_tokens(tiny: tuple) -> None:
     for layer in out.attentions:
         by_hand = (0.5 * layer[0].mean(0) + 0.5 * eye) @ by_hand  # rows already sum to 1
     assert torch.allclose(flow, by_hand[0], atol=1e-6)
+
+
+def test_attention_rollout_of_two_fixed_layers_worked_by_hand() -> None:
+    """Abnar & Zuidema's rollout, (I + A2)/2 @ (I + A1)/2, row 0, on two 2x2 attention maps."""
+
+    class FixedAttention(torch.nn.Module):
+        def forward(self, **inputs: torch.Tensor) -> SimpleNamespace:
+            first = torch.tensor([[0.5, 0.5], [0.2, 0.8]])
+            second = torch.tensor([[0.2, 0.8], [0.4, 0.6]])
+            return SimpleNamespace(attentions=(first[None, None], second[None, None]))
+
+    ids, mask = torch.tensor([[101, 102]]), torch.ones(1, 2, dtype=torch.long)
+    flow = at.attention_rollout(FixedAttention(), ids, mask)
+    # (I + A1)/2 = [[.75, .25], [.1, .9]]; (I + A2)/2 = [[.6, .4], [.2, .8]]; row 0 of their
+    # product, later layer on the left: [.6*.75 + .4*.1, .6*.25 + .4*.9] = [.49, .51]
+    torch.testing.assert_close(flow, torch.tensor([0.49, 0.51]))
 
 
 def test_top_tokens_skip_special_tokens(tiny: tuple) -> None:

@@ -20,7 +20,8 @@ def test_comparison_with_glove_c_reports_every_run(tmp_path) -> None:
     table = compare_with_glove_c(cooc, settings, build_glove_c(tmp_path))
     assert list(table.index) == ["companion", "glove.c", "companion, bias rate 1",
                                  "glove.c, other initial vectors"]  # fmt: skip
-    assert seconds > 0 and table.loc["glove.c", "time / glove.c"] == pytest.approx(1.0)
-    assert table["loss, epoch 2"].between(0, 1).all()
-    assert table.drop("glove.c")["neighbour_overlap"].between(0, 1).all()
-    assert {"WS-353", "SimLex-999", "MEN", "cosine_spearman"} <= set(table.columns)
+    assert seconds > 0 and {"WS-353", "SimLex-999", "MEN"} <= set(table.columns)
+    loss = table["loss, epoch 2"]  # with glove.c's bias rate, the same start, the same loss
+    assert loss["companion, bias rate 1"] == pytest.approx(loss["glove.c"], rel=0.01)
+    agree = table["cosine_spearman"]  # the same start agrees with glove.c; another one does not
+    assert agree["companion, bias rate 1"] > 0.9 > 0.5 > agree["glove.c, other initial vectors"]

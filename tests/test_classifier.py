@@ -93,7 +93,10 @@ def test_article_style_reads_padding() -> None:
         padded, _ = model.pad_to_max_len(ids, lengths)
         output, _ = model.lstm(model.embedding(padded) * (padded != 0).unsqueeze(-1))
         true_last = output[torch.arange(3), lengths - 1]
+        logits = model(ids, lengths)
     assert (output[:, -1] - true_last).abs().amax(dim=1).min() > 1e-3
+    torch.testing.assert_close(logits, model.head(output[:, -1]))  # what the classifier reads
+    assert (logits - model.head(true_last)).abs().amax() > 1e-4  # not the last real token
 
 
 def test_article_style_can_read_at_the_last_real_token() -> None:

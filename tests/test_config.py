@@ -90,8 +90,18 @@ def test_seed_everything_repeats_random_draws() -> None:
     assert torch.equal(first, torch.rand(4))
 
 
-def test_machine_load_reports_load_averages() -> None:
-    assert "load average" in config.machine_load()
+def test_machine_load_reports_the_load_averages(monkeypatch: pytest.MonkeyPatch) -> None:
+    line = config.machine_load()
+    shown = [float(x) for x in line.rpartition("load average:")[2].replace(",", " ").split()]
+    assert len(shown) == 3
+    assert all(abs(a - b) < 1.0 for a, b in zip(shown, os.getloadavg(), strict=True))
+
+    def no_uptime(*args: object, **kwargs: object) -> None:
+        raise OSError("uptime is not installed")
+
+    monkeypatch.setattr(config.subprocess, "run", no_uptime)
+    monkeypatch.setattr(config.os, "getloadavg", lambda: (0.5, 1.25, 2.0))
+    assert config.machine_load() == "load average: 0.50, 1.25, 2.00"
 
 
 def test_choose_takes_the_gpu_value_only_on_cuda_and_never_in_smoke_mode(

@@ -320,24 +320,24 @@ def test_missing_data_names_every_place_and_the_fix(
         load_dataset("ag_news", data_dir=tmp_path)
 
 
-def test_absent_shared_data_skips_with_the_reason(
+def test_absent_shared_data_fails_with_the_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_file: Callable[[str], Path]
 ) -> None:
-    import conftest  # the tests' own conftest.py: its load_or_skip behind the *_df fixtures
+    import conftest  # the tests' own conftest.py: its load_or_fail behind the *_df fixtures
 
     monkeypatch.setenv("COMPANION_DATA", str(tmp_path))
     monkeypatch.setattr(config, "REPO_ROOT", tmp_path / "repo")  # no ../shared/data either
     hint = r"set COMPANION_DATA to a folder holding it \(see \.\./shared/README\.md\)"
     relpath = "word_similarity/EN-WS-353-ALL.txt"
     with pytest.raises(
-        pytest.skip.Exception, match=rf"{relpath} not found \(searched .*\): {hint}"
+        pytest.fail.Exception, match=rf"{relpath} not found \(searched .*\): {hint}"
     ):
         shared_file(relpath)
-    with pytest.raises(pytest.skip.Exception, match=rf"data set 'ag_news' not found: {hint}"):
-        conftest.load_or_skip("ag_news")
+    with pytest.raises(pytest.fail.Exception, match=rf"data set 'ag_news' not found: {hint}"):
+        conftest.load_or_fail("ag_news")
     (tmp_path / "word_similarity").mkdir()
     (tmp_path / relpath).write_text("tiger cat 7.35\n")
-    assert shared_file(relpath) == tmp_path / relpath  # present: no skip
+    assert shared_file(relpath) == tmp_path / relpath  # present: found
 
 
 def test_missing_bbc_package_says_pip_install(monkeypatch: pytest.MonkeyPatch) -> None:

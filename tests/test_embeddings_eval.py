@@ -130,7 +130,7 @@ def three_cos_add(kv: KeyedVectors, question: str) -> bool:
 
 
 def test_evaluate_word_vectors_scores_match_scipy_and_numpy(shared_file) -> None:
-    shared_file("word_similarity/EN-MEN-TR-3k.txt")  # MEN has no copy in gensim: skip without
+    shared_file("word_similarity/EN-MEN-TR-3k.txt")  # MEN has no copy in gensim: fail without
     lines = read_analogies(benchmark_path(ANALOGY_FILE))[:50]
     kv = benchmark_vectors(lines)
     table = evaluate_word_vectors(kv, max_analogies=50).set_index("benchmark")

@@ -169,6 +169,15 @@ def test_loss_and_perplexity_match_torch_cross_entropy() -> None:
     torch.testing.assert_close(step, manual)
 
 
+def test_a_hopeless_model_has_infinite_perplexity_not_an_overflow() -> None:
+    model = tiny_lm(tie=False)
+    with torch.no_grad():
+        model.output.bias[3] = 1e4  # every position bets everything on token 3
+    batches = [(torch.randint(4, 12, (2, 5)), torch.randint(4, 12, (2, 5)))]
+    metrics = evaluate_lm(model, batches, torch.device("cpu"))
+    assert metrics["loss"] > 1000 and metrics["perplexity"] == math.inf
+
+
 def test_pretraining_learns_a_repeating_stream_and_resumes_from_its_checkpoint(tmp_path) -> None:
     stream = torch.tensor([2, 3, 4, 5, 6] * 60)
     model = tiny_lm(hidden=16)

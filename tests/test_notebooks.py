@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import pydoc
 import re
@@ -50,6 +51,19 @@ def test_execute_records_run_metadata(tmp_path, monkeypatch) -> None:
     assert run["mode"] == "full" and run["duration_s"] > 0
     assert run["source_sha256"] == notebooks.source_digest(nb)
     assert nb.cells[0].source == notebooks.run_info_markdown(run)
+
+
+def test_the_source_digest_follows_the_code_cells_only() -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title"),
+                                         nbformat.v4.new_code_cell("x = 1"),
+                                         nbformat.v4.new_code_cell("print(x)")])  # fmt: skip
+    expected = hashlib.sha256(b"x = 1\0print(x)\0").hexdigest()  # written out independently
+    assert notebooks.source_digest(nb) == expected
+    nb.cells[0].source = "# Another title"  # prose may change without a re-run
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    assert notebooks.source_digest(nb) == expected
+    nb.cells[2].source = "print(x + 1)"  # code may not
+    assert notebooks.source_digest(nb) != expected
 
 
 def test_progress_widgets_are_not_stored(tmp_path, monkeypatch) -> None:

@@ -165,8 +165,17 @@ def test_generation_is_greedy_and_batching_does_not_change_it(tokenizer, tiny_ll
     alone = [
         sft.generate_responses(tiny_llama, tokenizer, [p], 5, progress=False)[0] for p in prompts
     ]
-    assert batched == alone and all(isinstance(a, str) for a in batched) and tiny_llama.training
+    assert batched == alone and tiny_llama.training
     tiny_llama.eval()
+    for prompt, answer in zip(prompts, batched, strict=True):  # greedy, step by step by hand
+        ids = sft.chat_prompt_ids(tokenizer, prompt)
+        start = len(ids)
+        with torch.no_grad():
+            for _ in range(5):
+                ids.append(int(tiny_llama(torch.tensor([ids])).logits[0, -1].argmax()))
+                if ids[-1] == tiny_llama.generation_config.eos_token_id:
+                    break
+        assert answer == tokenizer.decode(ids[start:], skip_special_tokens=True).strip()
 
 
 def test_clip_tokens_keeps_the_first_tokens(tokenizer) -> None:  # noqa: ANN001
