@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -31,6 +30,7 @@ from companion.checks import check_ints
 from companion.config import cache_dir, is_smoke
 from companion.data import DatasetNotFoundError, load_dataset
 from companion.encoder import Encoder
+from companion.losses import perplexity
 from companion.text import Vocab, tokenize
 from companion.train import TrainConfig, TrainResult, evaluation_mode, fit
 
@@ -43,6 +43,11 @@ def normalise(text: str) -> str:
     return " ".join(tokenize(text))
 
 
+def held_out_keys(downstream: pd.DataFrame) -> set[str]:
+    """Normalised validation and test texts of ``downstream``: what pre-training must not see."""
+    return {normalise(t) for t in downstream.loc[downstream["split"].isin(HELD_OUT), "text"]}
+
+
 def pretraining_texts(
     downstream: pd.DataFrame, extra: dict[str, Sequence[str]] | None = None
 ) -> pd.DataFrame:
@@ -52,7 +57,7 @@ def pretraining_texts(
     normalised form equals a downstream validation or test text is removed, from every
     source; ``df.attrs["removed"]`` counts the removals per source.
     """
-    held_out = {normalise(t) for t in downstream.loc[downstream["split"].isin(HELD_OUT), "text"]}
+    held_out = held_out_keys(downstream)
     train = downstream.loc[downstream["split"] == "train", "text"]
     sources = {"downstream train": list(train), **(extra or {})}
     rows, removed = [], {}
@@ -67,7 +72,7 @@ def pretraining_texts(
 
 def leaked_texts(corpus: Iterable[str], downstream: pd.DataFrame) -> int:
     """How many corpus texts equal (normalised) a downstream validation or test text."""
-    held_out = {normalise(t) for t in downstream.loc[downstream["split"].isin(HELD_OUT), "text"]}
+    held_out = held_out_keys(downstream)
     return sum(normalise(t) in held_out for t in corpus)
 
 
@@ -157,7 +162,6 @@ class LanguageModel(nn.Module):
         Assigning ``self.encoder`` alone would leave a tied output layer on the old encoder's
         table: the language model would train its own copy of the embeddings.
         """
-
         if _fit(encoder) != _fit(self.encoder):
             raise ValueError(f"encoder does not fit: {_fit(encoder)}; needed: {_fit(self.encoder)}")
         tied = self.tied
@@ -199,7 +203,7 @@ def evaluate_lm(model: nn.Module, loader: Iterable, device: torch.device) -> dic
         model.train(was_training)
     if count == 0:
         raise ValueError("evaluate_lm got an empty loader")
-    return {"loss": total / count, "perplexity": math.exp(total / count)}
+    return {"loss": total / count, "perplexity": perplexity(total / count)}
 
 
 @torch.no_grad()
