@@ -140,8 +140,8 @@ def test_a_run_writes_metrics_and_resumes_after_a_stop(tiny_bert_dir: Path, tmp_
     assert (
         metrics["processes"] == 1 and metrics["ranks_agree"] and metrics["resumed_from_epoch"] == 0
     )
-    assert set(metrics["test"]) >= {"accuracy", "macro_f1", "loss"}
     assert (whole / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
+    assert_test_metrics_of_the_saved_model(whole, tiny_bert_dir, metrics["test"])
 
     split = tmp_path / "split"
     config = write_config(tmp_path, tiny_bert_dir, split)
@@ -151,6 +151,29 @@ def test_a_run_writes_metrics_and_resumes_after_a_stop(tiny_bert_dir: Path, tmp_
     assert json.loads((split / "metrics.json").read_text())["resumed_from_epoch"] == 1
     for name, tensor in weights(whole).items():  # bit-identical to the uninterrupted run
         assert torch.equal(tensor, weights(split)[name]), name
+
+
+def assert_test_metrics_of_the_saved_model(out: Path, base: Path, test: dict) -> None:
+    """The saved model, run one test article at a time, scores what metrics.json says."""
+    from sklearn.metrics import accuracy_score, f1_score, log_loss
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from companion.data import load_dataset
+
+    frame = load_dataset("bbc", seed=0)  # the config's data set, rows_per_class 2
+    rows = frame.groupby(["split", "label"], group_keys=False).head(2)
+    rows = rows[rows["split"] == "test"]
+    model = AutoModelForSequenceClassification.from_pretrained(out / "model").eval()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    with torch.no_grad():
+        probs = [torch.softmax(model(**tokenizer(text, truncation=True, max_length=32,
+                                                 return_tensors="pt")).logits[0], -1)
+                 for text in rows["text"]]  # fmt: skip
+    probs = torch.stack(probs).numpy()
+    labels, predicted = rows["label"].to_numpy(), probs.argmax(1)
+    assert test["accuracy"] == pytest.approx(accuracy_score(labels, predicted))
+    assert test["macro_f1"] == pytest.approx(f1_score(labels, predicted, average="macro"))
+    assert test["loss"] == pytest.approx(log_loss(labels, probs, labels=range(5)), rel=1e-4)
 
 
 def free_port() -> int:
@@ -207,3 +230,7 @@ def test_an_sft_run_with_lora_saves_the_adapter(tmp_path: Path) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["task"] == "sft" and metrics["test"]["loss"] > 0
     assert (out / "model" / "adapter_config.json").is_file()
+    adapter = load_file(out / "model" / "adapter_model.safetensors")
+    assert adapter and all("lora_" in name for name in adapter)  # the adapter alone is saved
+    lora_b = [t for name, t in adapter.items() if "lora_B" in name]
+    assert lora_b and any(t.abs().max() > 0 for t in lora_b)  # B starts at zero: it trained
