@@ -68,19 +68,19 @@ def integrated_gradients(
     path integral is the right Riemann sum over ``steps`` points, ``chunk`` points per batch.
     """
     check_ints(1, steps=steps, chunk=chunk)
-    model.eval()
-    table = model.get_input_embeddings()
-    x, x0 = table(input_ids).detach(), table(baseline).detach()
-    total = torch.zeros_like(x)
-    alphas = torch.arange(1, steps + 1, dtype=x.dtype, device=x.device) / steps
-    for part in alphas.split(chunk):
-        points = (x0 + part[:, None, None] * (x - x0)).requires_grad_(True)
-        logits = _target_logit(model, points, attention_mask, target)
-        (grad,) = torch.autograd.grad(logits.sum(), points)
-        total += grad.sum(0, keepdim=True)
+    with evaluation_mode(model):
+        table = model.get_input_embeddings()
+        x, x0 = table(input_ids).detach(), table(baseline).detach()
+        total = torch.zeros_like(x)
+        alphas = torch.arange(1, steps + 1, dtype=x.dtype, device=x.device) / steps
+        for part in alphas.split(chunk):
+            points = (x0 + part[:, None, None] * (x - x0)).requires_grad_(True)
+            logits = _target_logit(model, points, attention_mask, target)
+            (grad,) = torch.autograd.grad(logits.sum(), points)
+            total += grad.sum(0, keepdim=True)
+        with torch.no_grad():
+            ends = _target_logit(model, torch.cat([x, x0]), attention_mask, target)
     attributions = ((x - x0) * total / steps).sum(-1)[0]
-    with torch.no_grad():
-        ends = _target_logit(model, torch.cat([x, x0]), attention_mask, target)
     return attributions.detach(), float(ends[0] - ends[1])
 
 
@@ -92,8 +92,8 @@ def attention_rollout(
 
     Needs a model that returns attention weights (``attn_implementation="eager"``).
     """
-    model.eval()
-    out = model(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
+    with evaluation_mode(model):
+        out = model(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
     if not out.attentions:
         raise ValueError("the model returned no attention weights: load it with "
                          'attn_implementation="eager"')  # fmt: skip
