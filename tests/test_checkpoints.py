@@ -188,15 +188,17 @@ def test_a_file_as_checkpoint_dir_fails_before_the_first_step(tmp_path: Path) ->
     assert (tmp_path / "file").read_text() == "not a folder"
 
 
+def refuse_writes(*args: object, **kwargs: object) -> None:
+    """Stands in for tempfile.mkstemp where writing is refused."""
+    raise PermissionError(13, "Permission denied")
+
+
 def test_an_unwritable_checkpoint_dir_fails_before_the_first_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Root may write into a read-only folder, so the refusal of the write is simulated."""
 
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise PermissionError(13, "Permission denied")
-
-    monkeypatch.setattr(checkpoints.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(checkpoints.tempfile, "mkstemp", refuse_writes)
     loader, vocab = loaders("generator")
     with pytest.raises(CheckpointError, match="cannot be written to .*Permission denied"):
         fit(toy_model(vocab), loader, config=config(tmp_path / "ro"), step=never_called)
@@ -281,10 +283,7 @@ def test_an_interruption_before_the_best_is_renamed_resumes(
 def test_a_failed_write_probe_leaves_no_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise PermissionError(13, "Permission denied")
-
-    monkeypatch.setattr(checkpoints.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(checkpoints.tempfile, "mkstemp", refuse_writes)
     with pytest.raises(CheckpointError, match="cannot be written to"):
         checkpoints.Checkpoints(tmp_path / "new" / "ckpt")
     assert list(tmp_path.iterdir()) == []

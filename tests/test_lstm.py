@@ -180,11 +180,19 @@ def test_article_cell_has_no_cell_state():
     assert max_diff(out[:, 0], h1) < TOL
 
 
-def test_hidden_gradient_norms_follow_the_jacobians():
-    torch.manual_seed(6)
+def rnn_problem(seed: int, steps: int) -> tuple[RNN, torch.Tensor, torch.Tensor]:
+    """A seeded float64 RNN(2, 3), inputs [4, steps, 2] and targets [4, 3]."""
+    torch.manual_seed(seed)
     model = RNN(2, 3).double()
-    x = torch.randn(4, 6, 2, dtype=torch.float64)
-    target = torch.randn(4, 3, dtype=torch.float64)
+    return (
+        model,
+        torch.randn(4, steps, 2, dtype=torch.float64),
+        torch.randn(4, 3, dtype=torch.float64),
+    )
+
+
+def test_hidden_gradient_norms_follow_the_jacobians():
+    model, x, target = rnn_problem(seed=6, steps=6)
     norms = hidden_gradient_norms(model, x, target)
     assert norms.shape == (6,)
     hs, _ = model.run_layer(x, (torch.zeros(4, 3, dtype=torch.float64),), 0)
@@ -198,10 +206,7 @@ def test_hidden_gradient_norms_follow_the_jacobians():
 
 def test_hidden_gradients_leave_the_model_without_grad():
     """Only the hidden states are differentiated: a second call gives the same, no .grad."""
-    torch.manual_seed(8)
-    model = RNN(2, 3).double()
-    x = torch.randn(4, 5, 2, dtype=torch.float64)
-    target = torch.randn(4, 3, dtype=torch.float64)
+    model, x, target = rnn_problem(seed=8, steps=5)
     first = hidden_gradients(model, x, target)
     assert all(p.grad is None for p in model.parameters())
     assert torch.equal(hidden_gradients(model, x, target), first)
