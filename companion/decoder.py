@@ -117,8 +117,13 @@ class AttentionDecoder(nn.Module):
         pad_id: int = 0,
     ) -> None:
         super().__init__()
-        if vocab_size < 1 or embed_dim < 1 or hidden_size < 1 or enc_size < 1:
-            raise ValueError("vocab_size, embed_dim, hidden_size and enc_size must all be >= 1")
+        check_ints(vocab_size=vocab_size, embed_dim=embed_dim, hidden_size=hidden_size,
+                   enc_size=enc_size)  # fmt: skip
+        check_ints(0, pad_id=pad_id)
+        if pad_id >= vocab_size:
+            raise ValueError(f"pad_id must be < vocab_size = {vocab_size}, got {pad_id}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.attention = make_attention(attention, hidden_size, enc_size, attn_size or hidden_size)

@@ -80,7 +80,9 @@ def train_recall(
 ) -> dict[str, float | list[float]]:
     """Train a ``RecallClassifier`` with Adam on fresh batches; return test accuracy and losses.
 
-    Stops early once the last 20 batch losses average below ``stop_loss``.
+    Stops early once the last 20 batch losses average below ``stop_loss``. The one loop of the
+    book that is not ``fit`` (chapter 4): every step draws a new batch, so there are no epochs,
+    and the stop is checked after each step.
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)

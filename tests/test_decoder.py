@@ -289,3 +289,19 @@ def test_blocked_tokens_are_never_generated() -> None:
     assert favourite in tokens and favourite not in blocked
     hyps = model.beam_search(src[:1], lengths[:1], 3, 6, blocked=[favourite, EOS_ID])
     assert all(favourite not in h.tokens and not h.finished for h in hyps)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"hidden_size": 0}, "hidden_size must be an integer >= 1, got 0"),
+        ({"vocab_size": 2.5}, "vocab_size must be an integer >= 1, got 2.5"),
+        ({"pad_id": 15}, "pad_id must be < vocab_size = 15, got 15"),
+        ({"pad_id": -1}, "pad_id must be an integer >= 0, got -1"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
+    ],
+)
+def test_a_bad_decoder_setting_is_named_with_its_value(changes: dict, message: str) -> None:
+    settings = {"vocab_size": 15, "embed_dim": 8, "hidden_size": 16, "enc_size": 16} | changes
+    with pytest.raises(ValueError, match=message):
+        AttentionDecoder(**settings)
