@@ -150,6 +150,20 @@ def test_teacher_forcing_ratio_mixes_per_example() -> None:
     mixed, _ = model(src, lengths, tgt_in, teacher_forcing=0.5)
     last = mixed[:, -1]
     assert not torch.allclose(last, gold[:, -1]) and not torch.allclose(last, free[:, -1])
+    # By hand: after each step, one coin per example picks gold or the model's own arg-max.
+    torch.manual_seed(3)
+    states, mask, h, c = model.encode(src, lengths)
+    prev, state, expected, coins = tgt_in[:, 0], (h, c), [], []
+    with torch.no_grad():
+        for t in range(tgt_in.shape[1]):
+            logits, state, _ = model.decoder.step(prev, state, states, mask)
+            expected.append(logits)
+            if t + 1 < tgt_in.shape[1]:
+                coins.append(torch.rand(len(prev)) < 0.5)
+                prev = torch.where(coins[-1], tgt_in[:, t + 1], logits.argmax(-1))
+    coins = torch.stack(coins)
+    assert coins.any() and not coins.all() and (coins != coins[:, :1]).any()  # mixed per row
+    torch.testing.assert_close(mixed.detach(), torch.stack(expected, dim=1))
 
 
 @pytest.mark.parametrize("attention", ["additive", "general"])
