@@ -110,7 +110,13 @@ RUNS = {
         Run("ch08", "notebooks/08_supervised_fine_tuning.ipynb", GLOVE),
         Run("ch09", "notebooks/09_transformer_fine_tuning.ipynb", MINILM),
         Run("ch10", "notebooks/10_llm_supervised_fine_tuning.ipynb", SMOLLM),
-        Run("bench-transformer-bbc", f"{BENCH_TRANSFORMER} --dataset bbc", MINILM, SMOKE_BT, True),
+        Run(
+            "bench-transformer-bbc",
+            f"{BENCH_TRANSFORMER} --dataset bbc",
+            MINILM,
+            SMOKE_BT,
+            report=True,
+        ),
         Run(
             "bench-transformer-ag_news",
             f"{BENCH_TRANSFORMER} --dataset ag_news",

