@@ -189,18 +189,14 @@ def lm_step(model: nn.Module, batch: tuple, device: torch.device) -> torch.Tenso
 @torch.no_grad()
 def evaluate_lm(model: nn.Module, loader: Iterable, device: torch.device) -> dict[str, float]:
     """Mean next-token cross-entropy over every position of ``loader``, and its perplexity."""
-    was_training = model.training
-    model.eval()
     total, count = 0.0, 0
-    try:
+    with evaluation_mode(model), torch.no_grad():
         for inputs, targets in loader:
             logits = model(inputs.to(device)).float()
             total += nn.functional.cross_entropy(
                 logits.flatten(0, 1), targets.to(device).flatten(), reduction="sum"
             ).item()
             count += targets.numel()
-    finally:
-        model.train(was_training)
     if count == 0:
         raise ValueError("evaluate_lm got an empty loader")
     return {"loss": total / count, "perplexity": perplexity(total / count)}

@@ -160,6 +160,7 @@ def test_loss_and_perplexity_match_torch_cross_entropy() -> None:
         targets = torch.cat([y for _, y in batches]).flatten()
         reference = nn.functional.cross_entropy(logits, targets).item()
     metrics = evaluate_lm(model, batches, torch.device("cpu"))
+    assert model.training  # the caller's mode comes back
     assert metrics["loss"] == pytest.approx(reference, rel=1e-6)
     assert metrics["perplexity"] == pytest.approx(math.exp(reference), rel=1e-6)
     step = lm_step(model, batches[0], torch.device("cpu"))
